@@ -1,0 +1,170 @@
+//! The backend abstraction and the engine's whole op set, listed once.
+//!
+//! A backend owns memory (`Buf`) and runs ops on windows into it (`View`, `ViewMut`). Every op that layers and
+//! training code may use is a method of [`Backend`]; there is no other way to touch tensor data. The CPU backend
+//! ([`cpu::Cpu`]) is the reference implementation and the specification the CUDA backend is tested against.
+//!
+//! Conventions shared by every op:
+//! - forward and backward of an op sit next to each other, named `<op>_fwd` / `<op>_bwd`;
+//! - activation gradients are written (`dx = ...`), parameter gradients are accumulated (`dw += ...`), so several
+//!   backward passes can add into one gradient arena before an optimizer step;
+//! - shapes arrive already checked, in a geometry struct from [`geom`]; buffers are addressed in the backend's own
+//!   activation [`Format`], parameters are always f32 in PyTorch's layout (OIHW conv weights, `[out, in]` linear).
+
+pub mod cpu;
+pub mod geom;
+
+use std::ops::Range;
+
+use crate::error::Result;
+use crate::tensor::{DType, Format, Shape};
+use geom::*;
+
+pub trait Backend: Sized {
+    /// Owned memory: one tensor, or an arena holding many (parameters, gradients, optimizer state).
+    type Buf;
+    /// A read-only window into a `Buf`.
+    type View<'a>
+    where
+        Self: 'a;
+    /// A writable window into a `Buf`.
+    type ViewMut<'a>
+    where
+        Self: 'a;
+
+    // ---- device and memory -------------------------------------------------------------------------------------
+
+    /// Human-readable device name, printed by every command that computes.
+    fn name(&self) -> String;
+    /// Layout and element type this backend uses for activations.
+    fn activation_format(&self) -> Format;
+    /// `numel` elements of `dtype`, contents unspecified.
+    fn alloc(&self, numel: usize, dtype: DType) -> Result<Self::Buf>;
+    /// Host data in PyTorch's contiguous order (NCHW, f32) to a buffer in `format`.
+    fn upload(&self, shape: &Shape, format: Format, host: &[f32]) -> Result<Self::Buf>;
+    /// A buffer in `format` back to host data in PyTorch's contiguous order (NCHW, f32).
+    fn download(&self, shape: &Shape, format: Format, buf: &Self::Buf) -> Result<Vec<f32>>;
+    fn view<'a>(&self, buf: &'a Self::Buf, range: Range<usize>) -> Self::View<'a>;
+    fn view_mut<'a>(&self, buf: &'a mut Self::Buf, range: Range<usize>) -> Self::ViewMut<'a>;
+    /// `y[i] = value`.
+    fn fill(&self, n: usize, value: f32, y: Self::ViewMut<'_>);
+
+    // ---- convolution (no bias in ResNet; optional for other layers) --------------------------------------------
+
+    fn conv2d_fwd(&self, g: &Conv2dGeom, x: Self::View<'_>, w: Self::View<'_>, bias: Option<Self::View<'_>>, y: Self::ViewMut<'_>);
+    /// `dx = conv_transpose(dy, w)` when requested, `dw += dy ⋆ x`, `dbias += Σ dy`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_bwd(
+        &self,
+        g: &Conv2dGeom,
+        x: Self::View<'_>,
+        w: Self::View<'_>,
+        dy: Self::View<'_>,
+        dx: Option<Self::ViewMut<'_>>,
+        dw: Self::ViewMut<'_>,
+        dbias: Option<Self::ViewMut<'_>>,
+    );
+
+    // ---- batch norm, 2-d and 1-d ---------------------------------------------------------------------------------
+
+    /// Training mode: normalise with batch statistics, save mean and 1/sqrt(var + eps) per channel for backward,
+    /// and update the running statistics in place.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_fwd_train(
+        &self,
+        g: &BatchNormGeom,
+        x: Self::View<'_>,
+        gamma: Self::View<'_>,
+        beta: Self::View<'_>,
+        running_mean: Self::ViewMut<'_>,
+        running_var: Self::ViewMut<'_>,
+        y: Self::ViewMut<'_>,
+        saved_mean: Self::ViewMut<'_>,
+        saved_invstd: Self::ViewMut<'_>,
+    );
+    /// Evaluation mode: normalise with the running statistics.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_fwd_eval(
+        &self,
+        g: &BatchNormGeom,
+        x: Self::View<'_>,
+        gamma: Self::View<'_>,
+        beta: Self::View<'_>,
+        running_mean: Self::View<'_>,
+        running_var: Self::View<'_>,
+        y: Self::ViewMut<'_>,
+    );
+    /// Backward of the training-mode forward: `dx = ...`, `dgamma += ...`, `dbeta += ...`.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_bwd(
+        &self,
+        g: &BatchNormGeom,
+        x: Self::View<'_>,
+        gamma: Self::View<'_>,
+        saved_mean: Self::View<'_>,
+        saved_invstd: Self::View<'_>,
+        dy: Self::View<'_>,
+        dx: Self::ViewMut<'_>,
+        dgamma: Self::ViewMut<'_>,
+        dbeta: Self::ViewMut<'_>,
+    );
+
+    // ---- activations ---------------------------------------------------------------------------------------------
+
+    fn relu_fwd(&self, n: usize, x: Self::View<'_>, y: Self::ViewMut<'_>);
+    /// From the forward output: `dx = dy * (y > 0)`.
+    fn relu_bwd(&self, n: usize, y: Self::View<'_>, dy: Self::View<'_>, dx: Self::ViewMut<'_>);
+    fn elu_fwd(&self, n: usize, alpha: f32, x: Self::View<'_>, y: Self::ViewMut<'_>);
+    fn elu_bwd(&self, n: usize, alpha: f32, x: Self::View<'_>, dy: Self::View<'_>, dx: Self::ViewMut<'_>);
+
+    // ---- pooling -------------------------------------------------------------------------------------------------
+
+    fn max_pool2d_fwd(&self, g: &MaxPool2dGeom, x: Self::View<'_>, y: Self::ViewMut<'_>);
+    /// Routes each output gradient to the first maximum of its window (PyTorch's tie rule); a backend may
+    /// recompute the argmax from `x` or keep it from the forward pass.
+    fn max_pool2d_bwd(&self, g: &MaxPool2dGeom, x: Self::View<'_>, dy: Self::View<'_>, dx: Self::ViewMut<'_>);
+    fn global_max_pool_fwd(&self, g: &GlobalPoolGeom, x: Self::View<'_>, y: Self::ViewMut<'_>);
+    fn global_max_pool_bwd(&self, g: &GlobalPoolGeom, x: Self::View<'_>, dy: Self::View<'_>, dx: Self::ViewMut<'_>);
+    fn global_avg_pool_fwd(&self, g: &GlobalPoolGeom, x: Self::View<'_>, y: Self::ViewMut<'_>);
+    fn global_avg_pool_bwd(&self, g: &GlobalPoolGeom, dy: Self::View<'_>, dx: Self::ViewMut<'_>);
+
+    // ---- linear --------------------------------------------------------------------------------------------------
+
+    fn linear_fwd(&self, g: &LinearGeom, x: Self::View<'_>, w: Self::View<'_>, bias: Option<Self::View<'_>>, y: Self::ViewMut<'_>);
+    /// `dx = dy w` when requested, `dw += dyᵀ x`, `dbias += Σ dy`.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_bwd(
+        &self,
+        g: &LinearGeom,
+        x: Self::View<'_>,
+        w: Self::View<'_>,
+        dy: Self::View<'_>,
+        dx: Option<Self::ViewMut<'_>>,
+        dw: Self::ViewMut<'_>,
+        dbias: Option<Self::ViewMut<'_>>,
+    );
+
+    // ---- tensor plumbing -----------------------------------------------------------------------------------------
+
+    /// `y = a + b` (residual add). Its backward is the identity for both inputs, so it has no `_bwd`; the same op
+    /// sums the two gradients that meet where a residual branch starts.
+    fn add_fwd(&self, n: usize, a: Self::View<'_>, b: Self::View<'_>, y: Self::ViewMut<'_>);
+    /// Channel concatenation and its backward (the split of `dy` into the inputs' gradients).
+    fn concat_fwd(&self, g: &ConcatGeom, xs: &[Self::View<'_>], y: Self::ViewMut<'_>);
+    fn concat_bwd(&self, g: &ConcatGeom, dy: Self::View<'_>, dxs: Vec<Self::ViewMut<'_>>);
+    // Flatten is a view change with no data movement ([`crate::tensor::Tensor::reshape`]), so it has no kernel.
+
+    // ---- loss ----------------------------------------------------------------------------------------------------
+
+    /// Softmax cross-entropy, mean over the batch. Writes the loss into `loss[0]` and the softmax probabilities
+    /// (kept for backward) into `probs`. Labels live on the host; a device backend copies them once per batch.
+    fn cross_entropy_fwd(&self, g: &CrossEntropyGeom, logits: Self::View<'_>, labels: &[u32], probs: Self::ViewMut<'_>, loss: Self::ViewMut<'_>);
+    /// `dlogits = dloss * (probs - onehot(labels)) / n`.
+    fn cross_entropy_bwd(&self, g: &CrossEntropyGeom, probs: Self::View<'_>, labels: &[u32], dloss: f32, dlogits: Self::ViewMut<'_>);
+
+    // ---- optimizer -----------------------------------------------------------------------------------------------
+
+    /// SGD with momentum and weight decay, PyTorch semantics, over every segment of the parameter arena in one pass:
+    /// `g = grad + wd * p; buf = has_momentum ? momentum * buf + g : g; p -= lr * buf`.
+    fn sgd_step(&self, segments: &[SgdSegment], momentum: f32, params: Self::ViewMut<'_>, grads: Self::View<'_>, bufs: Self::ViewMut<'_>);
+}

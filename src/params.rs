@@ -1,0 +1,178 @@
+//! Parameters, gradients, optimizer state and running statistics, each in one contiguous arena (llm.c style).
+//!
+//! A model registers every tensor it owns in a [`Table`] under its exact torchvision name and gets a [`Slot`]
+//! (a range of the arena) back. Values, gradients and momentum of all trainable parameters are three buffers
+//! with the same layout, so zeroing gradients is one fill and an SGD step is one pass (one launch on a GPU) over
+//! a table of segments. Batch-norm running statistics live in a second table ([`Buffers`]); their
+//! `num_batches_tracked` counters are host integers, one per batch-norm layer.
+
+use std::ops::Range;
+
+use crate::backend::geom::SgdSegment;
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::rng::Rng;
+use crate::tensor::{DType, Format, Shape};
+
+/// How a tensor is initialised when a model is built from scratch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Const(f32),
+    /// Normal(0, std).
+    Normal(f32),
+    /// Uniform(-bound, bound).
+    Uniform(f32),
+}
+
+/// A registered tensor: index into its table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Slot(pub usize);
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub range: Range<usize>,
+    pub init: Init,
+    /// Learning-rate multiplier of the entry's parameter group (1 for new layers, 0.1 for a pretrained backbone).
+    pub lr_scale: f32,
+}
+
+/// Names, shapes and arena ranges of a set of tensors.
+#[derive(Clone, Debug, Default)]
+pub struct Table {
+    pub entries: Vec<Entry>,
+    pub len: usize,
+}
+
+impl Table {
+    pub fn add(&mut self, name: impl Into<String>, shape: &[usize], init: Init) -> Slot {
+        let numel: usize = shape.iter().product();
+        let range = self.len..self.len + numel;
+        self.len += numel;
+        self.entries.push(Entry { name: name.into(), shape: shape.to_vec(), range, init, lr_scale: 1.0 });
+        Slot(self.entries.len() - 1)
+    }
+    pub fn range(&self, s: Slot) -> Range<usize> {
+        self.entries[s.0].range.clone()
+    }
+    pub fn entry(&self, s: Slot) -> &Entry {
+        &self.entries[s.0]
+    }
+    pub fn find(&self, name: &str) -> Option<Slot> {
+        self.entries.iter().position(|e| e.name == name).map(Slot)
+    }
+    /// Host values drawn from each entry's `Init`, in arena order.
+    pub fn init_host(&self, rng: &mut Rng) -> Vec<f32> {
+        let mut host = vec![0.0f32; self.len];
+        for e in &self.entries {
+            let dst = &mut host[e.range.clone()];
+            match e.init {
+                Init::Const(v) => dst.fill(v),
+                Init::Normal(std) => dst.iter_mut().for_each(|v| *v = std * rng.normal()),
+                Init::Uniform(b) => dst.iter_mut().for_each(|v| *v = rng.uniform_in(-b, b)),
+            }
+        }
+        host
+    }
+}
+
+fn upload_flat<B: Backend>(b: &B, host: &[f32]) -> Result<B::Buf> {
+    b.upload(&Shape(vec![host.len()]), Format::NCHW_F32, host)
+}
+
+fn zeros_flat<B: Backend>(b: &B, n: usize) -> Result<B::Buf> {
+    let mut buf = b.alloc(n, DType::F32)?;
+    b.fill(n, 0.0, b.view_mut(&mut buf, 0..n));
+    Ok(buf)
+}
+
+/// Trainable parameters with their gradients and SGD momentum, three arenas of identical layout.
+pub struct Params<B: Backend> {
+    pub table: Table,
+    pub value: B::Buf,
+    pub grad: B::Buf,
+    pub momentum: B::Buf,
+    /// Per entry: whether its momentum buffer holds a value yet (PyTorch creates it on the first update).
+    pub has_momentum: Vec<bool>,
+}
+
+impl<B: Backend> Params<B> {
+    /// Uploads `host` values (arena order) and zeroes gradients and momentum.
+    pub fn new(b: &B, table: Table, host: &[f32]) -> Result<Self> {
+        assert_eq!(host.len(), table.len, "host values must cover the whole parameter arena");
+        let n = table.len;
+        let has_momentum = vec![false; table.entries.len()];
+        Ok(Params { value: upload_flat(b, host)?, grad: zeros_flat(b, n)?, momentum: zeros_flat(b, n)?, table, has_momentum })
+    }
+
+    pub fn value(&self, b: &B, s: Slot) -> B::View<'_> {
+        b.view(&self.value, self.table.range(s))
+    }
+
+    pub fn values_to_host(&self, b: &B) -> Result<Vec<f32>> {
+        b.download(&Shape(vec![self.table.len]), Format::NCHW_F32, &self.value)
+    }
+
+    pub fn grads_to_host(&self, b: &B) -> Result<Vec<f32>> {
+        b.download(&Shape(vec![self.table.len]), Format::NCHW_F32, &self.grad)
+    }
+
+    /// Replaces all values (for example after loading a checkpoint).
+    pub fn set_values(&mut self, b: &B, host: &[f32]) -> Result<()> {
+        assert_eq!(host.len(), self.table.len);
+        self.value = upload_flat(b, host)?;
+        Ok(())
+    }
+
+    pub fn zero_grad(&mut self, b: &B) {
+        let n = self.table.len;
+        b.fill(n, 0.0, b.view_mut(&mut self.grad, 0..n));
+    }
+
+    /// One SGD step over the entries in `updated` (entries that received no gradient are skipped entirely, as
+    /// PyTorch does for parameters whose `.grad` is `None`). `lr` is the base rate; each entry scales it by its
+    /// `lr_scale`.
+    pub fn sgd_step(&mut self, b: &B, lr: f32, momentum: f32, weight_decay: f32, updated: impl Fn(Slot) -> bool) {
+        let mut segments = Vec::with_capacity(self.table.entries.len());
+        for (i, e) in self.table.entries.iter().enumerate() {
+            if !updated(Slot(i)) {
+                continue;
+            }
+            segments.push(SgdSegment {
+                offset: e.range.start,
+                len: e.range.len(),
+                lr: lr * e.lr_scale,
+                weight_decay,
+                has_momentum: self.has_momentum[i] as u32,
+            });
+            self.has_momentum[i] = true;
+        }
+        let n = self.table.len;
+        b.sgd_step(&segments, momentum, b.view_mut(&mut self.value, 0..n), b.view(&self.grad, 0..n), b.view_mut(&mut self.momentum, 0..n));
+    }
+}
+
+/// Non-trainable state: batch-norm running means and variances, and one `num_batches_tracked` per layer.
+pub struct Buffers<B: Backend> {
+    pub table: Table,
+    pub value: B::Buf,
+    pub batches_tracked: Vec<i64>,
+}
+
+impl<B: Backend> Buffers<B> {
+    pub fn new(b: &B, table: Table, host: &[f32], batches_tracked: Vec<i64>) -> Result<Self> {
+        assert_eq!(host.len(), table.len, "host values must cover the whole buffer arena");
+        Ok(Buffers { value: upload_flat(b, host)?, table, batches_tracked })
+    }
+
+    pub fn to_host(&self, b: &B) -> Result<Vec<f32>> {
+        b.download(&Shape(vec![self.table.len]), Format::NCHW_F32, &self.value)
+    }
+
+    pub fn set_values(&mut self, b: &B, host: &[f32]) -> Result<()> {
+        assert_eq!(host.len(), self.table.len);
+        self.value = upload_flat(b, host)?;
+        Ok(())
+    }
+}
