@@ -1,12 +1,17 @@
 //! fgssl: FG-SSL (fine-grained self-supervised learning with jigsaw puzzles) on a from-scratch engine.
 //!
 //! Layers, top to bottom (each uses only those below it):
-//! `cli` -> `model` -> `ops` -> `backend`, with `tensor`, `params`, `weights` and `image` as shared plumbing.
+//! `cli` -> `model` -> `ops` -> `backend`, with `tensor`, `params`, `weights` and `imaging` as shared plumbing.
 
 pub mod backend;
+pub mod cli;
+pub mod model;
+pub mod ops;
 pub mod error;
+pub mod imaging;
 pub mod params;
 pub mod rng;
 pub mod tensor;
+pub mod weights;
 
 pub use error::{Error, Result};

@@ -68,6 +68,12 @@ impl From<&[usize]> for Shape {
     }
 }
 
+impl From<Vec<usize>> for Shape {
+    fn from(d: Vec<usize>) -> Self {
+        Shape(d)
+    }
+}
+
 impl<const K: usize> From<[usize; K]> for Shape {
     fn from(d: [usize; K]) -> Self {
         Shape(d.to_vec())

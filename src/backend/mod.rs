@@ -46,6 +46,9 @@ pub trait Backend: Sized {
     fn download(&self, shape: &Shape, format: Format, buf: &Self::Buf) -> Result<Vec<f32>>;
     fn view<'a>(&self, buf: &'a Self::Buf, range: Range<usize>) -> Self::View<'a>;
     fn view_mut<'a>(&self, buf: &'a mut Self::Buf, range: Range<usize>) -> Self::ViewMut<'a>;
+    /// Two writable windows into disjoint ranges of one buffer (in either order), e.g. a layer's weight and bias
+    /// gradients, which sit next to each other in the gradient arena. Panics if the ranges overlap.
+    fn view_mut_pair<'a>(&self, buf: &'a mut Self::Buf, first: Range<usize>, second: Range<usize>) -> (Self::ViewMut<'a>, Self::ViewMut<'a>);
     /// `y[i] = value`.
     fn fill(&self, n: usize, value: f32, y: Self::ViewMut<'_>);
 
