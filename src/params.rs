@@ -12,7 +12,7 @@ use crate::backend::geom::SgdSegment;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::rng::Rng;
-use crate::tensor::{DType, Format, Shape};
+use crate::tensor::Shape;
 
 /// How a tensor is initialised when a model is built from scratch.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,11 +78,11 @@ impl Table {
 }
 
 fn upload_flat<B: Backend>(b: &B, host: &[f32]) -> Result<B::Buf> {
-    b.upload(&Shape(vec![host.len()]), Format::NCHW_F32, host)
+    b.upload(&Shape(vec![host.len()]), b.param_format(), host)
 }
 
 fn zeros_flat<B: Backend>(b: &B, n: usize) -> Result<B::Buf> {
-    let mut buf = b.alloc(n, DType::F32)?;
+    let mut buf = b.alloc(n, b.param_format().dtype)?;
     b.fill(n, 0.0, b.view_mut(&mut buf, 0..n));
     Ok(buf)
 }
@@ -111,11 +111,11 @@ impl<B: Backend> Params<B> {
     }
 
     pub fn values_to_host(&self, b: &B) -> Result<Vec<f32>> {
-        b.download(&Shape(vec![self.table.len]), Format::NCHW_F32, &self.value)
+        b.download(&Shape(vec![self.table.len]), b.param_format(), &self.value)
     }
 
     pub fn grads_to_host(&self, b: &B) -> Result<Vec<f32>> {
-        b.download(&Shape(vec![self.table.len]), Format::NCHW_F32, &self.grad)
+        b.download(&Shape(vec![self.table.len]), b.param_format(), &self.grad)
     }
 
     /// Replaces all values (for example after loading a checkpoint).
@@ -167,7 +167,7 @@ impl<B: Backend> Buffers<B> {
     }
 
     pub fn to_host(&self, b: &B) -> Result<Vec<f32>> {
-        b.download(&Shape(vec![self.table.len]), Format::NCHW_F32, &self.value)
+        b.download(&Shape(vec![self.table.len]), b.param_format(), &self.value)
     }
 
     pub fn set_values(&mut self, b: &B, host: &[f32]) -> Result<()> {

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 pub enum DType {
     F32,
     Bf16,
+    /// The CPU reference in double precision ([`crate::backend::cpu::Cpu64`]), for tight parity checks.
+    F64,
 }
 
 /// Order of the dimensions in memory for 4-d activations. 2-d tensors (`[N, F]`) are row-major in both.
@@ -33,6 +35,7 @@ pub struct Format {
 
 impl Format {
     pub const NCHW_F32: Format = Format { layout: Layout::Nchw, dtype: DType::F32 };
+    pub const NCHW_F64: Format = Format { layout: Layout::Nchw, dtype: DType::F64 };
 }
 
 /// A logical shape in PyTorch order.

@@ -8,43 +8,89 @@
 //!
 //! Gradient-check method: random inputs with mixed signs from `fgssl::rng::Rng`, a random upstream gradient `r`,
 //! the scalar `L = Σ y·r` accumulated in f64, and `dL/dx_i ≈ (L(x + e_i ε) - L(x - e_i ε)) / (x⁺_i - x⁻_i)` (the
-//! denominator uses the actually representable perturbed f32 values). An element passes when
+//! denominator uses the actually representable perturbed values). An element passes when
 //! `|analytic - numeric| <= rtol * max(|numeric|, max_j |numeric_j| / 10)`: relative for every element that is not
 //! tiny compared with the largest, so a wrong factor, a missing term or a misrouted gradient fails. Ops that are
-//! linear in the checked input (conv, linear, pools, concat) have no truncation error, so they get `RTOL_LINEAR`;
-//! smooth nonlinear ops (batch norm, ELU, cross-entropy) get `RTOL_SMOOTH`. Piecewise ops (ReLU, max pools) use
+//! linear in the checked input (conv, linear, pools, concat) have no truncation error, so they get `rtol_linear`;
+//! smooth nonlinear ops (batch norm, ELU, cross-entropy) get `rtol_smooth`. Piecewise ops (ReLU, max pools) use
 //! inputs kept well away from kinks and ties (distinct values spaced far more than ε).
+//!
+//! Every finite-difference check runs twice, as `<test>::f32` on [`Cpu`] and `<test>::f64` on [`Cpu64`], with the
+//! same inputs (drawn in f32) and per-precision steps and tolerances ([`Precision::TOL`]): f32 rounding limits the
+//! first to ~1e-3, the second is tight to 1e-8..1e-7 and so catches errors far below what f32 could resolve.
 
-use fgssl::backend::cpu::Cpu;
+use fgssl::backend::cpu::{Cpu, Cpu64, CpuBackend, Element};
 use fgssl::backend::geom::*;
 use fgssl::backend::Backend;
 use fgssl::rng::Rng;
 use fgssl::tensor::{DType, Format, Layout, Shape};
 
-/// Tolerance for ops linear in the perturbed input (only f32 rounding in the forward pass remains).
-const RTOL_LINEAR: f64 = 1e-3;
-/// Tolerance for smooth nonlinear ops (adds the O(ε²) truncation error of central differences).
-const RTOL_SMOOTH: f64 = 5e-3;
-/// Finite-difference step for linear ops: large, since there is no truncation error and rounding shrinks with it.
-const EPS_LINEAR: f32 = 1e-2;
-/// Finite-difference step for smooth nonlinear ops: truncation error O(ε²) stays below 1e-4 relative, while f32
-/// rounding of the forward pass (divided by 2ε) stays below ~2e-4.
-const EPS_SMOOTH: f32 = 1e-2;
-/// Finite-difference step for piecewise-linear ops (ReLU, max pools): far below the distance to any kink or tie.
-const EPS_KINK: f32 = 1e-3;
+/// Finite-difference steps and tolerances of one precision.
+struct Tol {
+    /// Step for ops linear in the perturbed input: large, since there is no truncation error and rounding shrinks
+    /// with it.
+    eps_linear: f64,
+    /// Step for smooth nonlinear ops: balances the O(ε²) truncation error against forward rounding divided by 2ε.
+    eps_smooth: f64,
+    /// Step for piecewise-linear ops (ReLU, max pools): far below the distance to any kink or tie.
+    eps_kink: f64,
+    /// Tolerance for ops linear in the perturbed input (only rounding in the forward pass remains).
+    rtol_linear: f64,
+    /// Tolerance for smooth nonlinear ops (adds the truncation error of central differences).
+    rtol_smooth: f64,
+}
+
+/// An element type the finite-difference checks run in.
+trait Precision: Element {
+    const TOL: Tol;
+}
+
+impl Precision for f32 {
+    /// With ε = 1e-2 the truncation error stays below 1e-4 relative, while f32 rounding of the forward pass
+    /// (divided by 2ε) stays below ~2e-4.
+    const TOL: Tol = Tol { eps_linear: 1e-2, eps_smooth: 1e-2, eps_kink: 1e-3, rtol_linear: 1e-3, rtol_smooth: 5e-3 };
+}
+
+impl Precision for f64 {
+    /// f64 rounding of `L` (~1e-15 relative) divided by 2ε is ~1e-12 for linear ops with ε = 1e-3; smooth ops
+    /// balance it against the O(ε²) truncation error with ε = 1e-5. Observed worst errors are 1e-10 (linear) and
+    /// 2e-9 (smooth), so the tolerances leave a 50-100x margin while any wrong term shows up at 1e-2 or more.
+    const TOL: Tol = Tol { eps_linear: 1e-3, eps_smooth: 1e-5, eps_kink: 1e-4, rtol_linear: 1e-8, rtol_smooth: 1e-7 };
+}
+
+/// Defines `<name>::f32` and `<name>::f64` tests running the generic function `name` in each precision.
+macro_rules! in_both_precisions {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn f32() {
+                super::$name::<f32>()
+            }
+            #[test]
+            fn f64() {
+                super::$name::<f64>()
+            }
+        }
+    )*};
+}
 
 fn uniform(rng: &mut Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     rng.vec_uniform(n, lo, hi)
 }
 
-fn nan(n: usize) -> Vec<f32> {
-    vec![f32::NAN; n]
+/// f32 values (how every input is drawn) in the element type under test.
+fn cast<T: Element>(v: &[f32]) -> Vec<T> {
+    v.iter().map(|&x| T::from_f32(x)).collect()
+}
+
+fn nan<T: Element>(n: usize) -> Vec<T> {
+    vec![T::NAN; n]
 }
 
 /// `Σ y·r` in f64.
-fn dot(y: &[f32], r: &[f32]) -> f64 {
+fn dot<T: Element>(y: &[T], r: &[T]) -> f64 {
     assert_eq!(y.len(), r.len());
-    y.iter().zip(r).map(|(&a, &b)| a as f64 * b as f64).sum()
+    y.iter().zip(r).map(|(&a, &b)| a.to_f64() * b.to_f64()).sum()
 }
 
 /// `n` distinct values `offset + step * k` (k = 0..n) in random order: no ties, no two values closer than `step`.
@@ -57,8 +103,9 @@ fn distinct(rng: &mut Rng, n: usize, offset: f32, step: f32) -> Vec<f32> {
 }
 
 /// Compares `analytic` with central differences of `loss` around `x` for every element (see the module docs).
-fn grad_check(what: &str, x: &[f32], analytic: &[f32], eps: f32, rtol: f64, mut loss: impl FnMut(&[f32]) -> f64) {
+fn grad_check<T: Element>(what: &str, x: &[T], analytic: &[T], eps: f64, rtol: f64, mut loss: impl FnMut(&[T]) -> f64) {
     assert_eq!(x.len(), analytic.len(), "{what}: gradient length");
+    let eps = T::from_f64(eps);
     let mut xp = x.to_vec();
     let numeric: Vec<f64> = (0..x.len())
         .map(|i| {
@@ -68,30 +115,30 @@ fn grad_check(what: &str, x: &[f32], analytic: &[f32], eps: f32, rtol: f64, mut 
             xp[i] = lo;
             let l_lo = loss(&xp);
             xp[i] = x[i];
-            (l_hi - l_lo) / (hi as f64 - lo as f64)
+            (l_hi - l_lo) / (hi.to_f64() - lo.to_f64())
         })
         .collect();
     let scale = numeric.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     assert!(scale > 1e-6, "{what}: numeric gradient is identically ~0; the check would be vacuous");
     let mut worst = (0.0f64, 0usize);
     for (i, (&a, &n)) in analytic.iter().zip(&numeric).enumerate() {
-        let err = (a as f64 - n).abs() / n.abs().max(scale / 10.0);
-        assert!(err.is_finite(), "{what}[{i}]: analytic {a} vs numeric {n}");
+        let err = (a.to_f64() - n).abs() / n.abs().max(scale / 10.0);
+        assert!(err.is_finite(), "{what}[{i}]: analytic {a:?} vs numeric {n}");
         if err > worst.0 {
             worst = (err, i);
         }
     }
     let (err, i) = worst;
-    assert!(err <= rtol, "{what}[{i}]: analytic {} vs numeric {} (relative error {err:.2e} > {rtol:.0e})", analytic[i], numeric[i]);
+    assert!(err <= rtol, "{what}[{i}]: analytic {:?} vs numeric {} (relative error {err:.2e} > {rtol:.0e})", analytic[i], numeric[i]);
 }
 
 /// `|got - want| <= rtol * max(|want|, max|want| / 10)` elementwise, with `want` computed in f64.
-fn assert_close(what: &str, got: &[f32], want: &[f64], rtol: f64) {
+fn assert_close<T: Element>(what: &str, got: &[T], want: &[f64], rtol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let err = (g as f64 - w).abs() / w.abs().max(scale / 10.0);
-        assert!(err <= rtol, "{what}[{i}]: got {g}, want {w} (relative error {err:.2e} > {rtol:.0e})");
+        let err = (g.to_f64() - w).abs() / w.abs().max(scale / 10.0);
+        assert!(err <= rtol, "{what}[{i}]: got {g:?}, want {w} (relative error {err:.2e} > {rtol:.0e})");
     }
 }
 
@@ -205,9 +252,8 @@ fn conv2d_fwd_matches_direct_convolution() {
     }
 }
 
-#[test]
-fn conv2d_bwd_matches_direct_convolution() {
-    let b = Cpu::new();
+fn conv2d_bwd_matches_direct_convolution<T: Precision>() {
+    let b = CpuBackend::<T>::new();
     let mut rng = Rng::new(2);
     for (ci, &c) in CONV_CASES.iter().enumerate() {
         let g = conv_geom(c);
@@ -218,8 +264,8 @@ fn conv2d_bwd_matches_direct_convolution() {
         // Parameter gradients accumulate onto what is there; the input gradient is written over NaN.
         let dw0 = uniform(&mut rng, g.w_len(), -1.0, 1.0);
         let db0 = uniform(&mut rng, g.c_out, -1.0, 1.0);
-        let (mut dx, mut dw, mut db) = (nan(g.x_len()), dw0.clone(), db0.clone());
-        b.conv2d_bwd(&g, &x, &w, &dy, Some(&mut dx), &mut dw, Some(&mut db));
+        let (mut dx, mut dw, mut db) = (nan(g.x_len()), cast::<T>(&dw0), cast::<T>(&db0));
+        b.conv2d_bwd(&g, &cast(&x), &cast(&w), &cast(&dy), Some(&mut dx), &mut dw, Some(&mut db));
         let what = format!("conv case {ci} {g:?}");
         assert_close(&format!("{what}: dx"), &dx, &ndx, 1e-5);
         let want_dw: Vec<f64> = ndw.iter().zip(&dw0).map(|(d, &w0)| d + w0 as f64).collect();
@@ -228,35 +274,39 @@ fn conv2d_bwd_matches_direct_convolution() {
         assert_close(&format!("{what}: dbias"), &db, &want_db, 1e-5);
 
         // Without dx and bias gradient: the same weight gradient, bit for bit.
-        let mut dw_only = dw0.clone();
-        b.conv2d_bwd(&g, &x, &w, &dy, None, &mut dw_only, None);
+        let mut dw_only = cast::<T>(&dw0);
+        b.conv2d_bwd(&g, &cast(&x), &cast(&w), &cast(&dy), None, &mut dw_only, None);
         assert_eq!(dw_only, dw, "{what}: dw differs when dx is not requested");
     }
 }
 
-#[test]
-fn conv2d_gradients_match_finite_differences() {
-    let b = Cpu::new();
+in_both_precisions!(conv2d_bwd_matches_direct_convolution);
+
+fn conv2d_gradients_match_finite_differences<T: Precision>() {
+    let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
     let mut rng = Rng::new(3);
     for (ci, &c) in CONV_CASES.iter().enumerate() {
         let g = conv_geom(c);
-        let x = uniform(&mut rng, g.x_len(), -1.0, 1.0);
-        let w = uniform(&mut rng, g.w_len(), -1.0, 1.0);
-        let bias = uniform(&mut rng, g.c_out, -1.0, 1.0);
-        let r = uniform(&mut rng, g.y_len(), -1.0, 1.0);
-        let loss = |x: &[f32], w: &[f32], bias: &[f32]| {
-            let mut y = vec![0.0; g.y_len()];
+        let x = cast::<T>(&uniform(&mut rng, g.x_len(), -1.0, 1.0));
+        let w = cast::<T>(&uniform(&mut rng, g.w_len(), -1.0, 1.0));
+        let bias = cast::<T>(&uniform(&mut rng, g.c_out, -1.0, 1.0));
+        let r = cast::<T>(&uniform(&mut rng, g.y_len(), -1.0, 1.0));
+        let loss = |x: &[T], w: &[T], bias: &[T]| {
+            let mut y = vec![T::ZERO; g.y_len()];
             b.conv2d_fwd(&g, x, w, Some(bias), &mut y);
             dot(&y, &r)
         };
-        let (mut dx, mut dw, mut db) = (nan(g.x_len()), vec![0.0; g.w_len()], vec![0.0; g.c_out]);
+        let (mut dx, mut dw, mut db) = (nan(g.x_len()), vec![T::ZERO; g.w_len()], vec![T::ZERO; g.c_out]);
         b.conv2d_bwd(&g, &x, &w, &r, Some(&mut dx), &mut dw, Some(&mut db));
         let what = format!("conv case {ci} {g:?}");
-        grad_check(&format!("{what}: dx"), &x, &dx, EPS_LINEAR, RTOL_LINEAR, |x| loss(x, &w, &bias));
-        grad_check(&format!("{what}: dw"), &w, &dw, EPS_LINEAR, RTOL_LINEAR, |w| loss(&x, w, &bias));
-        grad_check(&format!("{what}: dbias"), &bias, &db, EPS_LINEAR, RTOL_LINEAR, |bias| loss(&x, &w, bias));
+        let (eps, rtol) = (tol.eps_linear, tol.rtol_linear);
+        grad_check(&format!("{what}: dx"), &x, &dx, eps, rtol, |x| loss(x, &w, &bias));
+        grad_check(&format!("{what}: dw"), &w, &dw, eps, rtol, |w| loss(&x, w, &bias));
+        grad_check(&format!("{what}: dbias"), &bias, &db, eps, rtol, |bias| loss(&x, &w, bias));
     }
 }
+
+in_both_precisions!(conv2d_gradients_match_finite_differences);
 
 /// The weight-gradient reduction has a fixed order: one thread or several, the result is bit-identical.
 #[test]
@@ -367,82 +417,86 @@ fn batch_norm_eval_uses_running_stats() {
     }
 }
 
-#[test]
-fn batch_norm_gradients_match_finite_differences() {
-    let b = Cpu::new();
+fn batch_norm_gradients_match_finite_differences<T: Precision>() {
+    let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
     let mut rng = Rng::new(7);
     for g in bn_geoms() {
-        let x = uniform(&mut rng, g.len(), -2.0, 2.0);
-        let gamma = uniform(&mut rng, g.c, -1.5, 1.5);
-        let beta = uniform(&mut rng, g.c, -1.0, 1.0);
-        let r = uniform(&mut rng, g.len(), -1.0, 1.0);
+        let x = cast::<T>(&uniform(&mut rng, g.len(), -2.0, 2.0));
+        let gamma = cast::<T>(&uniform(&mut rng, g.c, -1.5, 1.5));
+        let beta = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
+        let r = cast::<T>(&uniform(&mut rng, g.len(), -1.0, 1.0));
         // Training-mode forward; running statistics go to scratch copies, so every evaluation is the same function.
-        let fwd = |x: &[f32], gamma: &[f32], beta: &[f32]| {
-            let (mut rm, mut rv) = (vec![0.0; g.c], vec![1.0; g.c]);
-            let (mut y, mut sm, mut si) = (vec![0.0; g.len()], vec![0.0; g.c], vec![0.0; g.c]);
+        let fwd = |x: &[T], gamma: &[T], beta: &[T]| {
+            let (mut rm, mut rv) = (vec![T::ZERO; g.c], vec![T::ONE; g.c]);
+            let (mut y, mut sm, mut si) = (vec![T::ZERO; g.len()], vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
             b.batch_norm_fwd_train(&g, x, gamma, beta, &mut rm, &mut rv, &mut y, &mut sm, &mut si);
             (y, sm, si)
         };
-        let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| dot(&fwd(x, gamma, beta).0, &r);
+        let loss = |x: &[T], gamma: &[T], beta: &[T]| dot(&fwd(x, gamma, beta).0, &r);
         let (_, sm, si) = fwd(&x, &gamma, &beta);
-        let dg0 = uniform(&mut rng, g.c, -1.0, 1.0);
-        let db0 = uniform(&mut rng, g.c, -1.0, 1.0);
+        let dg0 = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
+        let db0 = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
         let (mut dx, mut dg, mut db) = (nan(g.len()), dg0.clone(), db0.clone());
         b.batch_norm_bwd(&g, &x, &gamma, &sm, &si, &r, &mut dx, &mut dg, &mut db);
         // Subtract the starting values to isolate this call's contribution (they must have been accumulated onto).
-        let dg: Vec<f32> = dg.iter().zip(&dg0).map(|(a, b)| a - b).collect();
-        let db: Vec<f32> = db.iter().zip(&db0).map(|(a, b)| a - b).collect();
+        let dg: Vec<T> = dg.iter().zip(&dg0).map(|(&a, &b)| a - b).collect();
+        let db: Vec<T> = db.iter().zip(&db0).map(|(&a, &b)| a - b).collect();
         let what = format!("{g:?}");
-        grad_check(&format!("{what}: dx"), &x, &dx, EPS_SMOOTH, RTOL_SMOOTH, |x| loss(x, &gamma, &beta));
-        grad_check(&format!("{what}: dgamma"), &gamma, &dg, EPS_SMOOTH, RTOL_SMOOTH, |gm| loss(&x, gm, &beta));
-        grad_check(&format!("{what}: dbeta"), &beta, &db, EPS_SMOOTH, RTOL_SMOOTH, |bt| loss(&x, &gamma, bt));
+        let (eps, rtol) = (tol.eps_smooth, tol.rtol_smooth);
+        grad_check(&format!("{what}: dx"), &x, &dx, eps, rtol, |x| loss(x, &gamma, &beta));
+        grad_check(&format!("{what}: dgamma"), &gamma, &dg, eps, rtol, |gm| loss(&x, gm, &beta));
+        grad_check(&format!("{what}: dbeta"), &beta, &db, eps, rtol, |bt| loss(&x, &gamma, bt));
     }
 }
 
+in_both_precisions!(batch_norm_gradients_match_finite_differences);
+
 // ---- activations ---------------------------------------------------------------------------------------------
 
-#[test]
-fn relu_gradient_matches_finite_differences() {
-    let b = Cpu::new();
+fn relu_gradient_matches_finite_differences<T: Precision>() {
+    let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
     let mut rng = Rng::new(8);
     let n = 200;
-    // |x| >= 0.05 everywhere: the kink at 0 is 50 steps of ε away.
+    // |x| >= 0.05 everywhere: the kink at 0 is at least 50 steps of ε away.
     let x: Vec<f32> = uniform(&mut rng, n, -1.0, 1.0).into_iter().map(|v| if v.abs() < 0.05 { v.signum() * 0.05 + v } else { v }).collect();
-    let r = uniform(&mut rng, n, -1.0, 1.0);
+    let want: Vec<f64> = x.iter().map(|&v| v.max(0.0) as f64).collect();
+    let (x, r) = (cast::<T>(&x), cast::<T>(&uniform(&mut rng, n, -1.0, 1.0)));
     let mut y = nan(n);
     b.relu_fwd(n, &x, &mut y);
-    let want: Vec<f64> = x.iter().map(|&v| v.max(0.0) as f64).collect();
     assert_close("relu y", &y, &want, 0.0);
     let mut dx = nan(n);
     b.relu_bwd(n, &y, &r, &mut dx);
-    grad_check("relu dx", &x, &dx, EPS_KINK, RTOL_LINEAR, |x| {
-        let mut y = vec![0.0; n];
+    grad_check("relu dx", &x, &dx, tol.eps_kink, tol.rtol_linear, |x| {
+        let mut y = vec![T::ZERO; n];
         b.relu_fwd(n, x, &mut y);
         dot(&y, &r)
     });
 }
 
-#[test]
-fn elu_gradient_matches_finite_differences() {
-    let b = Cpu::new();
+in_both_precisions!(relu_gradient_matches_finite_differences);
+
+fn elu_gradient_matches_finite_differences<T: Precision>() {
+    let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
     let mut rng = Rng::new(9);
     let n = 200;
     // alpha != 1 so that a dropped alpha fails; |x| >= 0.05 keeps ε away from the (C¹ but not C²) point at 0.
     let alpha = 0.7;
     let x: Vec<f32> = uniform(&mut rng, n, -3.0, 3.0).into_iter().map(|v| if v.abs() < 0.05 { v.signum() * 0.05 + v } else { v }).collect();
-    let r = uniform(&mut rng, n, -1.0, 1.0);
+    let want: Vec<f64> = x.iter().map(|&v| if v > 0.0 { v as f64 } else { alpha as f64 * ((v as f64).exp() - 1.0) }).collect();
+    let (x, r) = (cast::<T>(&x), cast::<T>(&uniform(&mut rng, n, -1.0, 1.0)));
     let mut y = nan(n);
     b.elu_fwd(n, alpha, &x, &mut y);
-    let want: Vec<f64> = x.iter().map(|&v| if v > 0.0 { v as f64 } else { alpha as f64 * ((v as f64).exp() - 1.0) }).collect();
     assert_close("elu y", &y, &want, 1e-6);
     let mut dx = nan(n);
     b.elu_bwd(n, alpha, &x, &r, &mut dx);
-    grad_check("elu dx", &x, &dx, EPS_SMOOTH, RTOL_SMOOTH, |x| {
-        let mut y = vec![0.0; n];
+    grad_check("elu dx", &x, &dx, tol.eps_smooth, tol.rtol_smooth, |x| {
+        let mut y = vec![T::ZERO; n];
         b.elu_fwd(n, alpha, x, &mut y);
         dot(&y, &r)
     });
 }
+
+in_both_precisions!(elu_gradient_matches_finite_differences);
 
 // ---- pooling -------------------------------------------------------------------------------------------------
 
@@ -479,28 +533,30 @@ fn pool_geoms() -> [MaxPool2dGeom; 3] {
     [MaxPool2dGeom::new(2, 3, 7, 9, 3, 2, 1), MaxPool2dGeom::new(2, 2, 5, 7, 2, 2, 0), MaxPool2dGeom::new(1, 2, 5, 4, 3, 1, 1)]
 }
 
-#[test]
-fn max_pool2d_forward_and_gradient() {
-    let b = Cpu::new();
+fn max_pool2d_forward_and_gradient<T: Precision>() {
+    let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
     let mut rng = Rng::new(10);
     for g in pool_geoms() {
         let x_len = g.n * g.c * g.h * g.w;
         let y_len = g.n * g.c * g.ho * g.wo;
-        // Distinct values 0.01 apart (ε = 0.001 never reorders them), mixed signs.
+        // Distinct values 0.01 apart (ε <= 0.001 never reorders them), mixed signs.
         let x = distinct(&mut rng, x_len, -1.0, 0.01);
-        let r = uniform(&mut rng, y_len, -1.0, 1.0);
+        let want = naive_max_pool(&g, &x).0;
+        let (x, r) = (cast::<T>(&x), cast::<T>(&uniform(&mut rng, y_len, -1.0, 1.0)));
         let mut y = nan(y_len);
         b.max_pool2d_fwd(&g, &x, &mut y);
-        assert_close(&format!("{g:?}: y"), &y, &naive_max_pool(&g, &x).0, 0.0);
+        assert_close(&format!("{g:?}: y"), &y, &want, 0.0);
         let mut dx = nan(x_len);
         b.max_pool2d_bwd(&g, &x, &r, &mut dx);
-        grad_check(&format!("{g:?}: dx"), &x, &dx, EPS_KINK, RTOL_LINEAR, |x| {
-            let mut y = vec![0.0; y_len];
+        grad_check(&format!("{g:?}: dx"), &x, &dx, tol.eps_kink, tol.rtol_linear, |x| {
+            let mut y = vec![T::ZERO; y_len];
             b.max_pool2d_fwd(&g, x, &mut y);
             dot(&y, &r)
         });
     }
 }
+
+in_both_precisions!(max_pool2d_forward_and_gradient);
 
 /// Padding is -inf, not 0: an all-negative input never yields 0 at the border.
 #[test]
@@ -536,98 +592,101 @@ fn max_pool2d_ties_route_to_first_maximum() {
     }
 }
 
-#[test]
-fn global_max_pool_forward_gradient_and_ties() {
-    let b = Cpu::new();
+fn global_max_pool_forward_gradient_and_ties<T: Precision>() {
+    let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
     let mut rng = Rng::new(13);
     let g = GlobalPoolGeom { n: 3, c: 4, hw: 10 };
     let x = distinct(&mut rng, 120, -0.6, 0.01);
-    let r = uniform(&mut rng, 12, -1.0, 1.0);
+    let want: Vec<f64> = x.chunks(10).map(|p| p.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64).collect();
+    let (x, r) = (cast::<T>(&x), cast::<T>(&uniform(&mut rng, 12, -1.0, 1.0)));
     let mut y = nan(12);
     b.global_max_pool_fwd(&g, &x, &mut y);
-    let want: Vec<f64> = x.chunks(10).map(|p| p.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64).collect();
     assert_close("global max y", &y, &want, 0.0);
     let mut dx = nan(120);
     b.global_max_pool_bwd(&g, &x, &r, &mut dx);
-    grad_check("global max dx", &x, &dx, EPS_KINK, RTOL_LINEAR, |x| {
-        let mut y = vec![0.0; 12];
+    grad_check("global max dx", &x, &dx, tol.eps_kink, tol.rtol_linear, |x| {
+        let mut y = vec![T::ZERO; 12];
         b.global_max_pool_fwd(&g, x, &mut y);
         dot(&y, &r)
     });
 
     // A constant plane: the whole gradient goes to its first element.
     let g1 = GlobalPoolGeom { n: 1, c: 2, hw: 5 };
-    let x = [2.0, 2.0, 2.0, 2.0, 2.0, -1.0, 3.0, 0.0, 3.0, 3.0];
+    let x = cast::<T>(&[2.0, 2.0, 2.0, 2.0, 2.0, -1.0, 3.0, 0.0, 3.0, 3.0]);
     let mut dx = nan(10);
-    b.global_max_pool_bwd(&g1, &x, &[0.5, -2.0], &mut dx);
-    assert_eq!(dx, [0.5, 0.0, 0.0, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0]);
+    b.global_max_pool_bwd(&g1, &x, &cast(&[0.5, -2.0]), &mut dx);
+    assert_eq!(dx, cast::<T>(&[0.5, 0.0, 0.0, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0]));
 }
 
-#[test]
-fn global_avg_pool_forward_and_gradient() {
-    let b = Cpu::new();
+fn global_avg_pool_forward_and_gradient<T: Precision>() {
+    let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
     let mut rng = Rng::new(14);
     let g = GlobalPoolGeom { n: 3, c: 4, hw: 10 };
     let x = uniform(&mut rng, 120, -1.0, 1.0);
-    let r = uniform(&mut rng, 12, -1.0, 1.0);
+    let want: Vec<f64> = x.chunks(10).map(|p| p.iter().map(|&v| v as f64).sum::<f64>() / 10.0).collect();
+    let (x, r) = (cast::<T>(&x), cast::<T>(&uniform(&mut rng, 12, -1.0, 1.0)));
     let mut y = nan(12);
     b.global_avg_pool_fwd(&g, &x, &mut y);
-    let want: Vec<f64> = x.chunks(10).map(|p| p.iter().map(|&v| v as f64).sum::<f64>() / 10.0).collect();
     assert_close("global avg y", &y, &want, 1e-6);
     let mut dx = nan(120);
     b.global_avg_pool_bwd(&g, &r, &mut dx);
-    grad_check("global avg dx", &x, &dx, EPS_LINEAR, RTOL_LINEAR, |x| {
-        let mut y = vec![0.0; 12];
+    grad_check("global avg dx", &x, &dx, tol.eps_linear, tol.rtol_linear, |x| {
+        let mut y = vec![T::ZERO; 12];
         b.global_avg_pool_fwd(&g, x, &mut y);
         dot(&y, &r)
     });
 }
 
+in_both_precisions!(global_max_pool_forward_gradient_and_ties, global_avg_pool_forward_and_gradient);
+
 // ---- linear --------------------------------------------------------------------------------------------------
 
-#[test]
-fn linear_forward_and_gradients() {
-    let b = Cpu::new();
+fn linear_forward_and_gradients<T: Precision>() {
+    let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
     let mut rng = Rng::new(15);
     let g = LinearGeom { n: 5, in_f: 7, out_f: 3 };
     let x = uniform(&mut rng, 35, -1.0, 1.0);
     let w = uniform(&mut rng, 21, -1.0, 1.0);
     let bias = uniform(&mut rng, 3, -1.0, 1.0);
-    let r = uniform(&mut rng, 15, -1.0, 1.0);
-
-    let mut y = nan(15);
-    b.linear_fwd(&g, &x, &w, Some(&bias), &mut y);
+    let r = cast::<T>(&uniform(&mut rng, 15, -1.0, 1.0));
     let want: Vec<f64> = (0..15)
         .map(|i| {
             let (n, o) = (i / 3, i % 3);
             bias[o] as f64 + (0..7).map(|k| x[n * 7 + k] as f64 * w[o * 7 + k] as f64).sum::<f64>()
         })
         .collect();
+    let want_nobias: Vec<f64> = want.iter().enumerate().map(|(i, v)| v - bias[i % 3] as f64).collect();
+    let (x, w, bias) = (cast::<T>(&x), cast::<T>(&w), cast::<T>(&bias));
+
+    let mut y = nan(15);
+    b.linear_fwd(&g, &x, &w, Some(&bias), &mut y);
     assert_close("linear y", &y, &want, 1e-6);
     let mut y_nobias = nan(15);
     b.linear_fwd(&g, &x, &w, None, &mut y_nobias);
-    let want_nobias: Vec<f64> = want.iter().enumerate().map(|(i, v)| v - bias[i % 3] as f64).collect();
     assert_close("linear y without bias", &y_nobias, &want_nobias, 1e-6);
 
-    let loss = |x: &[f32], w: &[f32], bias: &[f32]| {
-        let mut y = vec![0.0; 15];
+    let loss = |x: &[T], w: &[T], bias: &[T]| {
+        let mut y = vec![T::ZERO; 15];
         b.linear_fwd(&g, x, w, Some(bias), &mut y);
         dot(&y, &r)
     };
-    let dw0 = uniform(&mut rng, 21, -1.0, 1.0);
-    let db0 = uniform(&mut rng, 3, -1.0, 1.0);
+    let dw0 = cast::<T>(&uniform(&mut rng, 21, -1.0, 1.0));
+    let db0 = cast::<T>(&uniform(&mut rng, 3, -1.0, 1.0));
     let (mut dx, mut dw, mut db) = (nan(35), dw0.clone(), db0.clone());
     b.linear_bwd(&g, &x, &w, &r, Some(&mut dx), &mut dw, Some(&mut db));
-    let dw_delta: Vec<f32> = dw.iter().zip(&dw0).map(|(a, b)| a - b).collect();
-    let db_delta: Vec<f32> = db.iter().zip(&db0).map(|(a, b)| a - b).collect();
-    grad_check("linear dx", &x, &dx, EPS_LINEAR, RTOL_LINEAR, |x| loss(x, &w, &bias));
-    grad_check("linear dw", &w, &dw_delta, EPS_LINEAR, RTOL_LINEAR, |w| loss(&x, w, &bias));
-    grad_check("linear dbias", &bias, &db_delta, EPS_LINEAR, RTOL_LINEAR, |bias| loss(&x, &w, bias));
+    let dw_delta: Vec<T> = dw.iter().zip(&dw0).map(|(&a, &b)| a - b).collect();
+    let db_delta: Vec<T> = db.iter().zip(&db0).map(|(&a, &b)| a - b).collect();
+    let (eps, rtol) = (tol.eps_linear, tol.rtol_linear);
+    grad_check("linear dx", &x, &dx, eps, rtol, |x| loss(x, &w, &bias));
+    grad_check("linear dw", &w, &dw_delta, eps, rtol, |w| loss(&x, w, &bias));
+    grad_check("linear dbias", &bias, &db_delta, eps, rtol, |bias| loss(&x, &w, bias));
 
     let mut dw_only = dw0.clone();
     b.linear_bwd(&g, &x, &w, &r, None, &mut dw_only, None);
     assert_eq!(dw_only, dw, "linear dw differs when dx is not requested");
 }
+
+in_both_precisions!(linear_forward_and_gradients);
 
 // ---- plumbing ------------------------------------------------------------------------------------------------
 
@@ -645,12 +704,11 @@ fn add_and_fill() {
     assert!(buf[..n].iter().all(|&v| v == -3.5) && buf[n..].iter().all(|&v| v == 1.0));
 }
 
-#[test]
-fn concat_layout_and_gradient() {
-    let b = Cpu::new();
+fn concat_layout_and_gradient<T: Precision>() {
+    let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
     let mut rng = Rng::new(17);
     let g = ConcatGeom { n: 2, hw: 5, channels: vec![2, 3, 1] };
-    let xs: Vec<Vec<f32>> = g.channels.iter().map(|&c| uniform(&mut rng, 2 * c * 5, -1.0, 1.0)).collect();
+    let xs: Vec<Vec<T>> = g.channels.iter().map(|&c| cast(&uniform(&mut rng, 2 * c * 5, -1.0, 1.0))).collect();
     let mut y = nan(2 * 6 * 5);
     b.concat_fwd(&g, &xs.iter().map(|x| x.as_slice()).collect::<Vec<_>>(), &mut y);
     // y[n, c, j] comes from input i at channel c - offset_i.
@@ -665,19 +723,21 @@ fn concat_layout_and_gradient() {
             }
         }
     }
-    let r = uniform(&mut rng, 60, -1.0, 1.0);
-    let mut dxs: Vec<Vec<f32>> = xs.iter().map(|x| nan(x.len())).collect();
+    let r = cast::<T>(&uniform(&mut rng, 60, -1.0, 1.0));
+    let mut dxs: Vec<Vec<T>> = xs.iter().map(|x| nan(x.len())).collect();
     b.concat_bwd(&g, &r, dxs.iter_mut().map(|d| d.as_mut_slice()).collect());
     for i in 0..3 {
-        let loss = |xi: &[f32]| {
-            let parts: Vec<&[f32]> = (0..3).map(|k| if k == i { xi } else { xs[k].as_slice() }).collect();
-            let mut y = vec![0.0; 60];
+        let loss = |xi: &[T]| {
+            let parts: Vec<&[T]> = (0..3).map(|k| if k == i { xi } else { xs[k].as_slice() }).collect();
+            let mut y = vec![T::ZERO; 60];
             b.concat_fwd(&g, &parts, &mut y);
             dot(&y, &r)
         };
-        grad_check(&format!("concat dx{i}"), &xs[i], &dxs[i], EPS_LINEAR, RTOL_LINEAR, loss);
+        grad_check(&format!("concat dx{i}"), &xs[i], &dxs[i], tol.eps_linear, tol.rtol_linear, loss);
     }
 }
+
+in_both_precisions!(concat_layout_and_gradient);
 
 // ---- loss ----------------------------------------------------------------------------------------------------
 
@@ -705,25 +765,27 @@ fn cross_entropy_value_matches_log_sum_exp() {
     }
 }
 
-#[test]
-fn cross_entropy_gradient_matches_finite_differences() {
-    let b = Cpu::new();
+fn cross_entropy_gradient_matches_finite_differences<T: Precision>() {
+    let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
     let mut rng = Rng::new(19);
     let g = CrossEntropyGeom { n: 3, k: 5 };
-    let logits = uniform(&mut rng, 15, -2.0, 2.0);
+    let logits = cast::<T>(&uniform(&mut rng, 15, -2.0, 2.0));
     let labels = [4u32, 1, 1];
     // dloss != 1 (as when the loss is scaled): the gradient scales with it.
     let dloss = 2.5f32;
-    let fwd = |z: &[f32]| {
-        let (mut probs, mut loss) = (vec![0.0; 15], vec![0.0; 1]);
+    let fwd = |z: &[T]| {
+        let (mut probs, mut loss) = (vec![T::ZERO; 15], vec![T::ZERO; 1]);
         b.cross_entropy_fwd(&g, z, &labels, &mut probs, &mut loss);
         (probs, loss[0])
     };
     let (probs, _) = fwd(&logits);
     let mut dz = nan(15);
     b.cross_entropy_bwd(&g, &probs, &labels, dloss, &mut dz);
-    grad_check("cross-entropy dlogits", &logits, &dz, 5e-3, RTOL_SMOOTH, |z| dloss as f64 * fwd(z).1 as f64);
+    // Half the step of the other smooth ops, as this check has always used in f32.
+    grad_check("cross-entropy dlogits", &logits, &dz, tol.eps_smooth / 2.0, tol.rtol_smooth, |z| dloss as f64 * fwd(z).1.to_f64());
 }
+
+in_both_precisions!(cross_entropy_gradient_matches_finite_differences);
 
 #[test]
 #[should_panic(expected = "out of range")]
@@ -802,6 +864,8 @@ fn sgd_without_momentum_is_plain_gradient_descent() {
 fn cpu_memory_plumbing() {
     let b = Cpu::new();
     assert_eq!(b.activation_format(), Format::NCHW_F32);
+    assert_eq!(b.param_format(), Format::NCHW_F32);
+    assert!(b.alloc(4, DType::F64).is_err());
     assert!(b.alloc(4, DType::Bf16).is_err());
     assert_eq!(b.alloc(4, DType::F32).unwrap().len(), 4);
     let shape = Shape(vec![1, 2, 1, 2]);
@@ -820,6 +884,24 @@ fn cpu_memory_plumbing() {
         c.fill(2.0);
         assert!(buf[first].iter().all(|&v| v == 1.0) && buf[second].iter().all(|&v| v == 2.0));
     }
+}
+
+/// The f64 backend stores f64 and says so: its own format only, f32 host data in and out.
+#[test]
+fn cpu64_memory_plumbing() {
+    let b = Cpu64::new();
+    assert_eq!(b.activation_format(), Format::NCHW_F64);
+    assert_eq!(b.param_format(), Format::NCHW_F64);
+    assert!(b.name().starts_with("cpu (f64"), "{}", b.name());
+    assert!(b.alloc(4, DType::F32).is_err() && b.alloc(4, DType::Bf16).is_err());
+    assert_eq!(b.alloc(4, DType::F64).unwrap(), [0.0f64; 4]);
+    let shape = Shape(vec![1, 2, 1, 2]);
+    assert!(b.upload(&shape, Format::NCHW_F32, &[1.0; 4]).is_err());
+    let host = [1.0f32, -2.5, 3.0e-8, f32::MAX];
+    let buf = b.upload(&shape, Format::NCHW_F64, &host).unwrap();
+    assert_eq!(buf, host.map(f64::from));
+    assert!(b.download(&shape, Format::NCHW_F32, &buf).is_err());
+    assert_eq!(b.download(&shape, Format::NCHW_F64, &buf).unwrap(), host);
 }
 
 #[test]

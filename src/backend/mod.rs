@@ -2,14 +2,16 @@
 //!
 //! A backend owns memory (`Buf`) and runs ops on windows into it (`View`, `ViewMut`). Every op that layers and
 //! training code may use is a method of [`Backend`]; there is no other way to touch tensor data. The CPU backend
-//! ([`cpu::Cpu`]) is the reference implementation and the specification the CUDA backend is tested against.
+//! ([`cpu::Cpu`], f32; [`cpu::Cpu64`], the same code in f64) is the reference implementation and the specification
+//! the CUDA backend is tested against.
 //!
 //! Conventions shared by every op:
 //! - forward and backward of an op sit next to each other, named `<op>_fwd` / `<op>_bwd`;
 //! - activation gradients are written (`dx = ...`), parameter gradients are accumulated (`dw += ...`), so several
 //!   backward passes can add into one gradient arena before an optimizer step;
 //! - shapes arrive already checked, in a geometry struct from [`geom`]; buffers are addressed in the backend's own
-//!   activation [`Format`], parameters are always f32 in PyTorch's layout (OIHW conv weights, `[out, in]` linear).
+//!   activation [`Format`], parameters in PyTorch's layout (OIHW conv weights, `[out, in]` linear) and in the
+//!   backend's [`Backend::param_format`] (f32, except in the f64 CPU reference).
 
 pub mod cpu;
 pub mod geom;
@@ -38,6 +40,11 @@ pub trait Backend: Sized {
     fn name(&self) -> String;
     /// Layout and element type this backend uses for activations.
     fn activation_format(&self) -> Format;
+    /// Format of the flat parameter, gradient, optimizer-state and running-statistics arenas: f32, whatever the
+    /// activations use, unless the backend computes in another precision throughout (the f64 CPU reference).
+    fn param_format(&self) -> Format {
+        Format::NCHW_F32
+    }
     /// `numel` elements of `dtype`, contents unspecified.
     fn alloc(&self, numel: usize, dtype: DType) -> Result<Self::Buf>;
     /// Host data in PyTorch's contiguous order (NCHW, f32) to a buffer in `format`.

@@ -3,9 +3,9 @@
 
 use rayon::prelude::*;
 
-use super::PAR_CHUNK;
+use super::{Element, PAR_CHUNK};
 
-pub fn fwd(n: usize, a: &[f32], b: &[f32], y: &mut [f32]) {
+pub fn fwd<T: Element>(n: usize, a: &[T], b: &[T], y: &mut [T]) {
     assert!(a.len() >= n && b.len() >= n && y.len() >= n, "add_fwd: n = {n}, a/b/y hold {}/{}/{}", a.len(), b.len(), y.len());
     y[..n].par_chunks_mut(PAR_CHUNK).zip(a[..n].par_chunks(PAR_CHUNK)).zip(b[..n].par_chunks(PAR_CHUNK)).for_each(|((y, a), b)| {
         for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {

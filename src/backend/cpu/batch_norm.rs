@@ -9,6 +9,7 @@
 
 use rayon::prelude::*;
 
+use super::Element;
 use crate::backend::geom::BatchNormGeom;
 
 /// Elements per task in the elementwise pass (planes are grouped until they reach this size).
@@ -19,14 +20,14 @@ fn count(g: &BatchNormGeom) -> usize {
 }
 
 /// The elements of channel `c` of a `[n, c, hw]` tensor, as `n` contiguous runs of `hw`.
-fn channel<'a>(g: &BatchNormGeom, t: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+fn channel<'a, T: Element>(g: &BatchNormGeom, t: &'a [T], c: usize) -> impl Iterator<Item = &'a [T]> + 'a {
     let (cc, hw) = (g.c, g.hw);
     (0..g.n).map(move |i| &t[(i * cc + c) * hw..][..hw])
 }
 
-/// `y = (x - center[c]) * scale[c] + shift[c]` over every plane, in parallel. Centring first keeps f32 precision
+/// `y = (x - center[c]) * scale[c] + shift[c]` over every plane, in parallel. Centring first keeps precision
 /// when a channel's mean is large compared with its spread.
-fn affine(g: &BatchNormGeom, x: &[f32], center: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) {
+fn affine<T: Element>(g: &BatchNormGeom, x: &[T], center: &[T], scale: &[T], shift: &[T], y: &mut [T]) {
     if y.is_empty() {
         return;
     }
@@ -41,19 +42,19 @@ fn affine(g: &BatchNormGeom, x: &[f32], center: &[f32], scale: &[f32], shift: &[
 }
 
 /// Per-channel biased mean and variance in f64 (two-pass, so large means do not swamp the variance).
-fn batch_stats(g: &BatchNormGeom, x: &[f32]) -> Vec<(f64, f64)> {
+fn batch_stats<T: Element>(g: &BatchNormGeom, x: &[T]) -> Vec<(f64, f64)> {
     let cnt = count(g) as f64;
     (0..g.c)
         .into_par_iter()
         .map(|c| {
-            let mean = channel(g, x, c).flatten().map(|&v| v as f64).sum::<f64>() / cnt;
-            let var = channel(g, x, c).flatten().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / cnt;
+            let mean = channel(g, x, c).flatten().map(|&v| v.to_f64()).sum::<f64>() / cnt;
+            let var = channel(g, x, c).flatten().map(|&v| (v.to_f64() - mean).powi(2)).sum::<f64>() / cnt;
             (mean, var)
         })
         .collect()
 }
 
-fn check_params(g: &BatchNormGeom, op: &str, per_channel: &[&[f32]]) {
+fn check_params<T: Element>(g: &BatchNormGeom, op: &str, per_channel: &[&[T]]) {
     for (i, p) in per_channel.iter().enumerate() {
         assert_eq!(p.len(), g.c, "{op}: per-channel argument {i} has length {}, expected c = {}", p.len(), g.c);
     }
@@ -61,16 +62,16 @@ fn check_params(g: &BatchNormGeom, op: &str, per_channel: &[&[f32]]) {
 
 /// Training-mode forward: normalise with the batch statistics, save `mean` and `1/sqrt(var + eps)` for backward,
 /// update the running statistics in place.
-pub fn fwd_train(
+pub fn fwd_train<T: Element>(
     g: &BatchNormGeom,
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    running_mean: &mut [f32],
-    running_var: &mut [f32],
-    y: &mut [f32],
-    saved_mean: &mut [f32],
-    saved_invstd: &mut [f32],
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    running_mean: &mut [T],
+    running_var: &mut [T],
+    y: &mut [T],
+    saved_mean: &mut [T],
+    saved_invstd: &mut [T],
 ) {
     assert_eq!(x.len(), g.len(), "batch_norm_fwd_train: x length for {g:?}");
     assert_eq!(y.len(), g.len(), "batch_norm_fwd_train: y length for {g:?}");
@@ -80,40 +81,40 @@ pub fn fwd_train(
 
     let stats = batch_stats(g, x);
     let (m, cnt) = (g.momentum as f64, count(g) as f64);
-    let mut scale = vec![0.0f32; g.c];
+    let mut scale = vec![T::ZERO; g.c];
     for (c, &(mean, var)) in stats.iter().enumerate() {
         let invstd = 1.0 / (var + g.eps as f64).sqrt();
-        saved_mean[c] = mean as f32;
-        saved_invstd[c] = invstd as f32;
-        running_mean[c] = ((1.0 - m) * running_mean[c] as f64 + m * mean) as f32;
-        running_var[c] = ((1.0 - m) * running_var[c] as f64 + m * var * cnt / (cnt - 1.0)) as f32;
-        scale[c] = (invstd * gamma[c] as f64) as f32;
+        saved_mean[c] = T::from_f64(mean);
+        saved_invstd[c] = T::from_f64(invstd);
+        running_mean[c] = T::from_f64((1.0 - m) * running_mean[c].to_f64() + m * mean);
+        running_var[c] = T::from_f64((1.0 - m) * running_var[c].to_f64() + m * var * cnt / (cnt - 1.0));
+        scale[c] = T::from_f64(invstd * gamma[c].to_f64());
     }
     affine(g, x, saved_mean, &scale, beta, y);
 }
 
 /// Evaluation-mode forward: normalise with the running statistics.
-pub fn fwd_eval(g: &BatchNormGeom, x: &[f32], gamma: &[f32], beta: &[f32], running_mean: &[f32], running_var: &[f32], y: &mut [f32]) {
+pub fn fwd_eval<T: Element>(g: &BatchNormGeom, x: &[T], gamma: &[T], beta: &[T], running_mean: &[T], running_var: &[T], y: &mut [T]) {
     assert_eq!(x.len(), g.len(), "batch_norm_fwd_eval: x length for {g:?}");
     assert_eq!(y.len(), g.len(), "batch_norm_fwd_eval: y length for {g:?}");
     check_params(g, "batch_norm_fwd_eval", &[gamma, beta, running_mean, running_var]);
-    let scale: Vec<f32> = (0..g.c).map(|c| (gamma[c] as f64 / (running_var[c] as f64 + g.eps as f64).sqrt()) as f32).collect();
+    let scale: Vec<T> = (0..g.c).map(|c| T::from_f64(gamma[c].to_f64() / (running_var[c].to_f64() + g.eps as f64).sqrt())).collect();
     affine(g, x, running_mean, &scale, beta, y);
 }
 
 /// Backward of the training-mode forward, with `xhat = (x - mean) * invstd` and `count = n * hw`:
 /// `dx = gamma * invstd / count * (count * dy - Σdy - xhat * Σ(dy * xhat))` (written),
 /// `dgamma += Σ dy * xhat`, `dbeta += Σ dy` (accumulated).
-pub fn bwd(
+pub fn bwd<T: Element>(
     g: &BatchNormGeom,
-    x: &[f32],
-    gamma: &[f32],
-    saved_mean: &[f32],
-    saved_invstd: &[f32],
-    dy: &[f32],
-    dx: &mut [f32],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
+    x: &[T],
+    gamma: &[T],
+    saved_mean: &[T],
+    saved_invstd: &[T],
+    dy: &[T],
+    dx: &mut [T],
+    dgamma: &mut [T],
+    dbeta: &mut [T],
 ) {
     assert_eq!(x.len(), g.len(), "batch_norm_bwd: x length for {g:?}");
     assert_eq!(dy.len(), g.len(), "batch_norm_bwd: dy length for {g:?}");
@@ -124,12 +125,12 @@ pub fn bwd(
     let sums: Vec<(f64, f64)> = (0..g.c)
         .into_par_iter()
         .map(|c| {
-            let (mean, invstd) = (saved_mean[c] as f64, saved_invstd[c] as f64);
+            let (mean, invstd) = (saved_mean[c].to_f64(), saved_invstd[c].to_f64());
             let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
             for (xs, dys) in channel(g, x, c).zip(channel(g, dy, c)) {
                 for (&xv, &d) in xs.iter().zip(dys) {
-                    sum_dy += d as f64;
-                    sum_dy_xhat += d as f64 * (xv as f64 - mean) * invstd;
+                    sum_dy += d.to_f64();
+                    sum_dy_xhat += d.to_f64() * (xv.to_f64() - mean) * invstd;
                 }
             }
             (sum_dy, sum_dy_xhat)
@@ -139,16 +140,16 @@ pub fn bwd(
     // dx = k * (dy - Σdy/count - xhat * Σ(dy xhat)/count) with k = gamma * invstd, expanded per channel into
     // dx = dy * k + (x - mean) * a + b.
     let cnt = count(g) as f64;
-    let mut coef = vec![(0.0f32, 0.0f32, 0.0f32, 0.0f32); g.c];
+    let mut coef = vec![(T::ZERO, T::ZERO, T::ZERO, T::ZERO); g.c];
     for c in 0..g.c {
         let (sum_dy, sum_dy_xhat) = sums[c];
-        dgamma[c] += sum_dy_xhat as f32;
-        dbeta[c] += sum_dy as f32;
-        let (mean, invstd) = (saved_mean[c] as f64, saved_invstd[c] as f64);
-        let k = gamma[c] as f64 * invstd;
+        dgamma[c] += T::from_f64(sum_dy_xhat);
+        dbeta[c] += T::from_f64(sum_dy);
+        let (mean, invstd) = (saved_mean[c].to_f64(), saved_invstd[c].to_f64());
+        let k = gamma[c].to_f64() * invstd;
         let a = -k * invstd * sum_dy_xhat / cnt;
         let b = -k * sum_dy / cnt;
-        coef[c] = (mean as f32, k as f32, a as f32, b as f32);
+        coef[c] = (T::from_f64(mean), T::from_f64(k), T::from_f64(a), T::from_f64(b));
     }
     if dx.is_empty() {
         return;

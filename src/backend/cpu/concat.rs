@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::Element;
 use crate::backend::geom::ConcatGeom;
 
 fn check(g: &ConcatGeom, op: &str, parts: &[usize], whole: usize) {
@@ -13,7 +14,7 @@ fn check(g: &ConcatGeom, op: &str, parts: &[usize], whole: usize) {
     assert_eq!(whole, g.n * g.c_total() * g.hw, "{op}: concatenated length for {g:?}");
 }
 
-pub fn fwd(g: &ConcatGeom, xs: &[&[f32]], y: &mut [f32]) {
+pub fn fwd<T: Element>(g: &ConcatGeom, xs: &[&[T]], y: &mut [T]) {
     check(g, "concat_fwd", &xs.iter().map(|x| x.len()).collect::<Vec<_>>(), y.len());
     let per_sample = g.c_total() * g.hw;
     if per_sample == 0 {
@@ -30,7 +31,7 @@ pub fn fwd(g: &ConcatGeom, xs: &[&[f32]], y: &mut [f32]) {
 }
 
 /// Each `dxs[i]` is written with its slice of `dy`.
-pub fn bwd(g: &ConcatGeom, dy: &[f32], dxs: Vec<&mut [f32]>) {
+pub fn bwd<T: Element>(g: &ConcatGeom, dy: &[T], dxs: Vec<&mut [T]>) {
     check(g, "concat_bwd", &dxs.iter().map(|x| x.len()).collect::<Vec<_>>(), dy.len());
     let per_sample = g.c_total() * g.hw;
     // Channel offset of each input within a sample.

@@ -16,7 +16,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{matmul, MatMut, MatRef, PAR_CHUNK};
+use super::{matmul, Element, MatMut, MatRef, PAR_CHUNK};
 use crate::backend::geom::Conv2dGeom;
 
 /// The weight gradient of a batch is the sum of per-group partial gradients, each group a fixed contiguous run of
@@ -96,7 +96,7 @@ fn for_each_segment(g: &Conv2dGeom, mut f: impl FnMut(Segment)) {
 }
 
 /// Writes zeros at the `col` entries that read padding: the complement of the [`Segment`]s.
-fn zero_padding(g: &Conv2dGeom, d: Dims, col: &mut [f32], ld: usize) {
+fn zero_padding<T: Element>(g: &Conv2dGeom, d: Dims, col: &mut [T], ld: usize) {
     if g.pad == 0 {
         // Without padding every window lies inside the input (the output size is floored).
         return;
@@ -109,10 +109,10 @@ fn zero_padding(g: &Conv2dGeom, d: Dims, col: &mut [f32], ld: usize) {
                 let row = &mut col[((ci * g.kh + ki) * g.kw + kj) * ld..][..d.p];
                 for (oh, out_row) in row.chunks_exact_mut(g.wo).enumerate() {
                     if (oh_lo..oh_hi).contains(&oh) {
-                        out_row[..ow_lo].fill(0.0);
-                        out_row[ow_hi..].fill(0.0);
+                        out_row[..ow_lo].fill(T::ZERO);
+                        out_row[ow_hi..].fill(T::ZERO);
                     } else {
-                        out_row.fill(0.0);
+                        out_row.fill(T::ZERO);
                     }
                 }
             }
@@ -122,7 +122,7 @@ fn zero_padding(g: &Conv2dGeom, d: Dims, col: &mut [f32], ld: usize) {
 
 /// `col = im2col(x)` for one sample, into a `col` matrix with row stride `ld` (the block's `s * P`), starting at
 /// the sample's first column. Every element of the sample's columns is written (zeros where it reads padding).
-fn im2col(g: &Conv2dGeom, d: Dims, x: &[f32], col: &mut [f32], ld: usize) {
+fn im2col<T: Element>(g: &Conv2dGeom, d: Dims, x: &[T], col: &mut [T], ld: usize) {
     debug_assert!(x.len() == d.x_per && col.len() >= (d.k - 1) * ld + d.p);
     zero_padding(g, d, col, ld);
     for_each_segment(g, |Segment { row, ci, oh, ih, ow_lo, ow_hi, iw_lo }| {
@@ -140,9 +140,9 @@ fn im2col(g: &Conv2dGeom, d: Dims, x: &[f32], col: &mut [f32], ld: usize) {
 
 /// `dx = col2im(dcol)` for one sample (same layout as [`im2col`]): each input element receives the sum of the
 /// `col` entries that read it. `dx` is overwritten.
-fn col2im(g: &Conv2dGeom, d: Dims, dcol: &[f32], ld: usize, dx: &mut [f32]) {
+fn col2im<T: Element>(g: &Conv2dGeom, d: Dims, dcol: &[T], ld: usize, dx: &mut [T]) {
     debug_assert!(dx.len() == d.x_per && dcol.len() >= (d.k - 1) * ld + d.p);
-    dx.fill(0.0);
+    dx.fill(T::ZERO);
     for_each_segment(g, |Segment { row, ci, oh, ih, ow_lo, ow_hi, iw_lo }| {
         let src = &dcol[row * ld + oh * g.wo..][ow_lo..ow_hi];
         let dst = &mut dx[(ci * g.h + ih) * g.w..][..g.w];
@@ -154,7 +154,7 @@ fn col2im(g: &Conv2dGeom, d: Dims, dcol: &[f32], ld: usize, dx: &mut [f32]) {
 
 /// Copies consecutive `[rows, run]` matrices (one per sample, stored one after another in `src`) side by side into
 /// the `[rows, samples * run]` matrix `dst`.
-fn side_by_side(src: &[f32], rows: usize, run: usize, dst: &mut [f32]) {
+fn side_by_side<T: Element>(src: &[T], rows: usize, run: usize, dst: &mut [T]) {
     let samples = src.len() / (rows * run);
     for (j, sample) in src.chunks_exact(rows * run).enumerate() {
         for (r, row) in sample.chunks_exact(run).enumerate() {
@@ -164,7 +164,7 @@ fn side_by_side(src: &[f32], rows: usize, run: usize, dst: &mut [f32]) {
 }
 
 /// The inverse of [`side_by_side`]: splits a `[rows, samples * run]` matrix into consecutive `[rows, run]` ones.
-fn split_side_by_side(src: &[f32], rows: usize, run: usize, dst: &mut [f32]) {
+fn split_side_by_side<T: Element>(src: &[T], rows: usize, run: usize, dst: &mut [T]) {
     let samples = dst.len() / (rows * run);
     for (j, sample) in dst.chunks_exact_mut(rows * run).enumerate() {
         for (r, row) in sample.chunks_exact_mut(run).enumerate() {
@@ -184,12 +184,12 @@ fn block_samples(g: &Conv2dGeom, d: Dims) -> usize {
 
 /// The `col` matrix of a block of samples `x` (`s` consecutive samples): the input itself for a single-sample
 /// pointwise convolution, otherwise built in `buf`.
-fn block_col<'a>(g: &Conv2dGeom, d: Dims, x: &'a [f32], buf: &'a mut Vec<f32>) -> &'a [f32] {
+fn block_col<'a, T: Element>(g: &Conv2dGeom, d: Dims, x: &'a [T], buf: &'a mut Vec<T>) -> &'a [T] {
     let s = x.len() / d.x_per;
     if is_pointwise(g) && s == 1 {
         return x;
     }
-    buf.resize(d.k * s * d.p, 0.0);
+    buf.resize(d.k * s * d.p, T::ZERO);
     if is_pointwise(g) {
         side_by_side(x, d.k, d.p, buf);
     } else {
@@ -211,7 +211,7 @@ fn inner_parallelism(tasks: usize) -> Parallelism {
 }
 
 /// `y = conv2d(x, w) + bias`.
-pub fn fwd(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+pub fn fwd<T: Element>(g: &Conv2dGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
     let d = dims(g);
     assert_eq!(x.len(), g.x_len(), "conv2d_fwd: x length");
     assert_eq!(w.len(), g.w_len(), "conv2d_fwd: w length");
@@ -227,13 +227,13 @@ pub fn fwd(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [
     let wm = MatRef::row_major(w, g.c_out, d.k);
 
     // One task per block; a block's output is `[c_out, s*P]`, computed in place when it is a single sample.
-    let block = |(xb, yb): (&[f32], &mut [f32]), (col_buf, y_buf): &mut (Vec<f32>, Vec<f32>)| {
+    let block = |(xb, yb): (&[T], &mut [T]), (col_buf, y_buf): &mut (Vec<T>, Vec<T>)| {
         let s = xb.len() / d.x_per;
         let col = block_col(g, d, xb, col_buf);
-        let out: &mut [f32] = if s == 1 {
+        let out: &mut [T] = if s == 1 {
             yb
         } else {
-            y_buf.resize(g.c_out * s * d.p, 0.0);
+            y_buf.resize(g.c_out * s * d.p, T::ZERO);
             y_buf
         };
         // With a bias, start each output row at its bias and let the GEMM accumulate onto it.
@@ -251,7 +251,7 @@ pub fn fwd(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [
 }
 
 /// `dx = conv_transpose(dy, w)` when `dx` is given (written), `dw += dy ⋆ x`, `dbias += Σ dy` (accumulated).
-pub fn bwd(g: &Conv2dGeom, x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f32]>, dw: &mut [f32], dbias: Option<&mut [f32]>) {
+pub fn bwd<T: Element>(g: &Conv2dGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&mut [T]>, dw: &mut [T], dbias: Option<&mut [T]>) {
     let d = dims(g);
     assert_eq!(x.len(), g.x_len(), "conv2d_bwd: x length");
     assert_eq!(w.len(), g.w_len(), "conv2d_bwd: w length");
@@ -276,10 +276,10 @@ pub fn bwd(g: &Conv2dGeom, x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f3
     let group_samples = blocks_per_group * bs;
     let par = inner_parallelism(groups);
     let w_len = g.w_len();
-    let mut partials = vec![0.0f32; groups * w_len];
+    let mut partials = vec![T::ZERO; groups * w_len];
 
     // One group: its blocks in order, partial weight gradient into `pw`, input gradients (if wanted) into `dxg`.
-    let group = |gi: usize, pw: &mut [f32], mut dxg: Option<&mut [f32]>| {
+    let group = |gi: usize, pw: &mut [T], mut dxg: Option<&mut [T]>| {
         let (mut col_buf, mut dy_buf, mut dcol) = (Vec::new(), Vec::new(), Vec::new());
         let first = gi * group_samples;
         let last = (first + group_samples).min(g.n);
@@ -288,10 +288,10 @@ pub fn bwd(g: &Conv2dGeom, x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f3
             let cols = s * d.p;
             let col = block_col(g, d, &x[b0 * d.x_per..][..s * d.x_per], &mut col_buf);
             let dyb = &dy[b0 * d.y_per..][..s * d.y_per];
-            let dyb: &[f32] = if s == 1 {
+            let dyb: &[T] = if s == 1 {
                 dyb
             } else {
-                dy_buf.resize(dyb.len(), 0.0);
+                dy_buf.resize(dyb.len(), T::ZERO);
                 side_by_side(dyb, g.c_out, d.p, &mut dy_buf);
                 &dy_buf
             };
@@ -306,7 +306,7 @@ pub fn bwd(g: &Conv2dGeom, x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f3
                 matmul(MatMut::row_major(dxb, d.k, cols), false, wt, dym, par);
                 continue;
             }
-            dcol.resize(d.k * cols, 0.0);
+            dcol.resize(d.k * cols, T::ZERO);
             matmul(MatMut::row_major(&mut dcol, d.k, cols), false, wt, dym, par);
             if is_pointwise(g) {
                 split_side_by_side(&dcol, d.k, d.p, dxb);
@@ -331,20 +331,20 @@ pub fn bwd(g: &Conv2dGeom, x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f3
     dw.par_chunks_mut(PAR_CHUNK).enumerate().for_each(|(ci, chunk)| {
         for (i, v) in chunk.iter_mut().enumerate() {
             let idx = ci * PAR_CHUNK + i;
-            let sum = (0..groups).fold(0.0f32, |s, gi| s + partials[gi * w_len + idx]);
+            let sum = (0..groups).fold(T::ZERO, |s, gi| s + partials[gi * w_len + idx]);
             *v += sum;
         }
     });
 }
 
 /// `dbias[o] += Σ_{n, p} dy[n, o, p]`, summed in f64 in a fixed order, one task per output channel.
-fn bias_grad(g: &Conv2dGeom, d: Dims, dy: &[f32], db: &mut [f32]) {
+fn bias_grad<T: Element>(g: &Conv2dGeom, d: Dims, dy: &[T], db: &mut [T]) {
     db.par_iter_mut().enumerate().for_each(|(o, db)| {
         let mut s = 0.0f64;
         for ni in 0..g.n {
-            s += dy[(ni * g.c_out + o) * d.p..][..d.p].iter().map(|&v| v as f64).sum::<f64>();
+            s += dy[(ni * g.c_out + o) * d.p..][..d.p].iter().map(|&v| v.to_f64()).sum::<f64>();
         }
-        *db += s as f32;
+        *db += T::from_f64(s);
     });
 }
 

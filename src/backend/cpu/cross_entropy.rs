@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::Element;
 use crate::backend::geom::CrossEntropyGeom;
 
 fn check(g: &CrossEntropyGeom, op: &str, logits_len: usize, labels: &[u32]) {
@@ -14,14 +15,14 @@ fn check(g: &CrossEntropyGeom, op: &str, logits_len: usize, labels: &[u32]) {
 }
 
 /// `probs = softmax(logits)` per row; `loss[0] = mean_n(-log probs[n, label_n])`.
-pub fn fwd(g: &CrossEntropyGeom, logits: &[f32], labels: &[u32], probs: &mut [f32], loss: &mut [f32]) {
+pub fn fwd<T: Element>(g: &CrossEntropyGeom, logits: &[T], labels: &[u32], probs: &mut [T], loss: &mut [T]) {
     check(g, "cross_entropy_fwd", logits.len(), labels);
     assert_eq!(probs.len(), logits.len(), "cross_entropy_fwd: probs length");
     assert!(!loss.is_empty(), "cross_entropy_fwd: loss needs one element");
     assert!(g.k > 0, "cross_entropy_fwd: no classes");
     if g.n == 0 {
         // PyTorch's mean over an empty batch.
-        loss[0] = f32::NAN;
+        loss[0] = T::NAN;
         return;
     }
     // Per row: -log p[label] = logsumexp(row) - row[label].
@@ -30,21 +31,21 @@ pub fn fwd(g: &CrossEntropyGeom, logits: &[f32], labels: &[u32], probs: &mut [f3
         .zip(logits.par_chunks(g.k))
         .zip(labels.par_iter())
         .map(|((p, z), &label)| {
-            let max = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-            let sum: f64 = z.iter().map(|&v| (v as f64 - max).exp()).sum();
+            let max = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v.to_f64()));
+            let sum: f64 = z.iter().map(|&v| (v.to_f64() - max).exp()).sum();
             let lse = max + sum.ln();
             for (p, &v) in p.iter_mut().zip(z) {
-                *p = (v as f64 - lse).exp() as f32;
+                *p = T::from_f64((v.to_f64() - lse).exp());
             }
-            lse - z[label as usize] as f64
+            lse - z[label as usize].to_f64()
         })
         .collect();
     // Summed in sample order after the parallel part, so the loss does not depend on scheduling.
-    loss[0] = (nll.iter().sum::<f64>() / g.n as f64) as f32;
+    loss[0] = T::from_f64(nll.iter().sum::<f64>() / g.n as f64);
 }
 
 /// `dlogits = dloss * (probs - onehot(labels)) / n`, written.
-pub fn bwd(g: &CrossEntropyGeom, probs: &[f32], labels: &[u32], dloss: f32, dlogits: &mut [f32]) {
+pub fn bwd<T: Element>(g: &CrossEntropyGeom, probs: &[T], labels: &[u32], dloss: f32, dlogits: &mut [T]) {
     check(g, "cross_entropy_bwd", probs.len(), labels);
     assert_eq!(dlogits.len(), probs.len(), "cross_entropy_bwd: dlogits length");
     if g.n == 0 || g.k == 0 {
@@ -54,7 +55,7 @@ pub fn bwd(g: &CrossEntropyGeom, probs: &[f32], labels: &[u32], dloss: f32, dlog
     dlogits.par_chunks_mut(g.k).zip(probs.par_chunks(g.k)).zip(labels.par_iter()).for_each(|((d, p), &label)| {
         for (j, (d, &p)) in d.iter_mut().zip(p).enumerate() {
             let target = if j == label as usize { 1.0 } else { 0.0 };
-            *d = ((p as f64 - target) * scale) as f32;
+            *d = T::from_f64((p.to_f64() - target) * scale);
         }
     });
 }

@@ -2,9 +2,10 @@
 
 use rayon::prelude::*;
 
-use super::PAR_CHUNK;
+use super::{Element, PAR_CHUNK};
 
-pub fn fill(n: usize, value: f32, y: &mut [f32]) {
+pub fn fill<T: Element>(n: usize, value: f32, y: &mut [T]) {
+    let value = T::from_f32(value);
     assert!(y.len() >= n, "fill: {n} elements requested, view holds {}", y.len());
     y[..n].par_chunks_mut(PAR_CHUNK).for_each(|c| c.fill(value));
 }

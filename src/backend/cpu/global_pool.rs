@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::Element;
 use crate::backend::geom::GlobalPoolGeom;
 
 fn check(g: &GlobalPoolGeom, op: &str, x_len: usize, y_len: usize) {
@@ -12,8 +13,8 @@ fn check(g: &GlobalPoolGeom, op: &str, x_len: usize, y_len: usize) {
 }
 
 /// Index and value of the first maximum of a plane.
-fn argmax(plane: &[f32]) -> (usize, f32) {
-    let (mut best_i, mut best) = (0, f32::NEG_INFINITY);
+fn argmax<T: Element>(plane: &[T]) -> (usize, T) {
+    let (mut best_i, mut best) = (0, T::NEG_INFINITY);
     for (i, &v) in plane.iter().enumerate() {
         if v > best || v.is_nan() {
             best = v;
@@ -23,31 +24,31 @@ fn argmax(plane: &[f32]) -> (usize, f32) {
     (best_i, best)
 }
 
-pub fn max_fwd(g: &GlobalPoolGeom, x: &[f32], y: &mut [f32]) {
+pub fn max_fwd<T: Element>(g: &GlobalPoolGeom, x: &[T], y: &mut [T]) {
     check(g, "global_max_pool_fwd", x.len(), y.len());
     y.par_iter_mut().zip(x.par_chunks(g.hw)).for_each(|(y, plane)| *y = argmax(plane).1);
 }
 
 /// `dx` is written: each plane gets its `dy` at the argmax and zero elsewhere.
-pub fn max_bwd(g: &GlobalPoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+pub fn max_bwd<T: Element>(g: &GlobalPoolGeom, x: &[T], dy: &[T], dx: &mut [T]) {
     check(g, "global_max_pool_bwd", x.len(), dy.len());
     assert_eq!(dx.len(), x.len(), "global_max_pool_bwd: dx length");
     dx.par_chunks_mut(g.hw).zip(x.par_chunks(g.hw)).zip(dy.par_iter()).for_each(|((dx, plane), &d)| {
-        dx.fill(0.0);
+        dx.fill(T::ZERO);
         dx[argmax(plane).0] = d;
     });
 }
 
 /// Mean of each plane, summed in f64.
-pub fn avg_fwd(g: &GlobalPoolGeom, x: &[f32], y: &mut [f32]) {
+pub fn avg_fwd<T: Element>(g: &GlobalPoolGeom, x: &[T], y: &mut [T]) {
     check(g, "global_avg_pool_fwd", x.len(), y.len());
     let inv = 1.0 / g.hw as f64;
-    y.par_iter_mut().zip(x.par_chunks(g.hw)).for_each(|(y, plane)| *y = (plane.iter().map(|&v| v as f64).sum::<f64>() * inv) as f32);
+    y.par_iter_mut().zip(x.par_chunks(g.hw)).for_each(|(y, plane)| *y = T::from_f64(plane.iter().map(|&v| v.to_f64()).sum::<f64>() * inv));
 }
 
 /// `dx` is written: every element of a plane gets `dy / hw`.
-pub fn avg_bwd(g: &GlobalPoolGeom, dy: &[f32], dx: &mut [f32]) {
+pub fn avg_bwd<T: Element>(g: &GlobalPoolGeom, dy: &[T], dx: &mut [T]) {
     check(g, "global_avg_pool_bwd", dx.len(), dy.len());
-    let hw = g.hw as f32;
+    let hw = T::from_f64(g.hw as f64);
     dx.par_chunks_mut(g.hw).zip(dy.par_iter()).for_each(|(dx, &d)| dx.fill(d / hw));
 }

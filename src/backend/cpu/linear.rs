@@ -4,17 +4,17 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{matmul, MatMut, MatRef};
+use super::{matmul, Element, MatMut, MatRef};
 use crate::backend::geom::LinearGeom;
 
-fn check(g: &LinearGeom, op: &str, x: &[f32], w: &[f32], y_or_dy: &[f32]) {
+fn check<T: Element>(g: &LinearGeom, op: &str, x: &[T], w: &[T], y_or_dy: &[T]) {
     assert_eq!(x.len(), g.n * g.in_f, "{op}: x length for {g:?}");
     assert_eq!(w.len(), g.out_f * g.in_f, "{op}: w length for {g:?}");
     assert_eq!(y_or_dy.len(), g.n * g.out_f, "{op}: y/dy length for {g:?}");
 }
 
 /// `y = x wᵀ + b`.
-pub fn fwd(g: &LinearGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+pub fn fwd<T: Element>(g: &LinearGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
     check(g, "linear_fwd", x, w, y);
     if let Some(b) = bias {
         assert_eq!(b.len(), g.out_f, "linear_fwd: bias length");
@@ -28,7 +28,7 @@ pub fn fwd(g: &LinearGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [
 }
 
 /// `dx = dy w` when `dx` is given (written), `dw += dyᵀ x`, `dbias += Σ_n dy` (accumulated).
-pub fn bwd(g: &LinearGeom, x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f32]>, dw: &mut [f32], dbias: Option<&mut [f32]>) {
+pub fn bwd<T: Element>(g: &LinearGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&mut [T]>, dw: &mut [T], dbias: Option<&mut [T]>) {
     check(g, "linear_bwd", x, w, dy);
     assert_eq!(dw.len(), w.len(), "linear_bwd: dw length");
     let dym = MatRef::row_major(dy, g.n, g.out_f);
@@ -41,8 +41,8 @@ pub fn bwd(g: &LinearGeom, x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f3
         assert_eq!(db.len(), g.out_f, "linear_bwd: dbias length");
         // Column sums of dy in f64, rows in order: deterministic.
         db.par_iter_mut().enumerate().for_each(|(o, db)| {
-            let s: f64 = (0..g.n).map(|i| dy[i * g.out_f + o] as f64).sum();
-            *db += s as f32;
+            let s: f64 = (0..g.n).map(|i| dy[i * g.out_f + o].to_f64()).sum();
+            *db += T::from_f64(s);
         });
     }
 }

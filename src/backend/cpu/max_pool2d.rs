@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::Element;
 use crate::backend::geom::MaxPool2dGeom;
 
 fn check(g: &MaxPool2dGeom, op: &str, x_len: usize, y_len: usize) {
@@ -20,14 +21,14 @@ fn check(g: &MaxPool2dGeom, op: &str, x_len: usize, y_len: usize) {
 }
 
 /// Index (within one `h x w` plane) and value of the maximum of the window under output `(oh, ow)`.
-fn window_argmax(g: &MaxPool2dGeom, plane: &[f32], oh: usize, ow: usize) -> (usize, f32) {
+fn window_argmax<T: Element>(g: &MaxPool2dGeom, plane: &[T], oh: usize, ow: usize) -> (usize, T) {
     // The window clipped to the real input; the padding is -inf and can never win.
     let h0 = (oh * g.stride).saturating_sub(g.pad);
     let h1 = (oh * g.stride + g.k).saturating_sub(g.pad).min(g.h);
     let w0 = (ow * g.stride).saturating_sub(g.pad);
     let w1 = (ow * g.stride + g.k).saturating_sub(g.pad).min(g.w);
     // As PyTorch: start from the first in-bounds element's index with value -inf, replace on `>` or NaN.
-    let (mut best_i, mut best) = (h0 * g.w + w0, f32::NEG_INFINITY);
+    let (mut best_i, mut best) = (h0 * g.w + w0, T::NEG_INFINITY);
     for ih in h0..h1 {
         for iw in w0..w1 {
             let i = ih * g.w + iw;
@@ -41,7 +42,7 @@ fn window_argmax(g: &MaxPool2dGeom, plane: &[f32], oh: usize, ow: usize) -> (usi
     (best_i, best)
 }
 
-pub fn fwd(g: &MaxPool2dGeom, x: &[f32], y: &mut [f32]) {
+pub fn fwd<T: Element>(g: &MaxPool2dGeom, x: &[T], y: &mut [T]) {
     check(g, "max_pool2d_fwd", x.len(), y.len());
     if y.is_empty() {
         return;
@@ -57,7 +58,7 @@ pub fn fwd(g: &MaxPool2dGeom, x: &[f32], y: &mut [f32]) {
 }
 
 /// `dx` is written: zero, then each `dy` is added at its window's argmax (windows overlap when stride < k).
-pub fn bwd(g: &MaxPool2dGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+pub fn bwd<T: Element>(g: &MaxPool2dGeom, x: &[T], dy: &[T], dx: &mut [T]) {
     check(g, "max_pool2d_bwd", x.len(), dy.len());
     assert_eq!(dx.len(), x.len(), "max_pool2d_bwd: dx length");
     if dx.is_empty() {
@@ -65,7 +66,7 @@ pub fn bwd(g: &MaxPool2dGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     }
     let (x_plane, y_plane) = (g.h * g.w, g.ho * g.wo);
     dx.par_chunks_mut(x_plane).zip(x.par_chunks(x_plane)).zip(dy.par_chunks(y_plane.max(1))).for_each(|((dx, x), dy)| {
-        dx.fill(0.0);
+        dx.fill(T::ZERO);
         for oh in 0..g.ho {
             for ow in 0..g.wo {
                 dx[window_argmax(g, x, oh, ow).0] += dy[oh * g.wo + ow];

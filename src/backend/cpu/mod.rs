@@ -1,4 +1,8 @@
-//! The CPU reference backend: PyTorch's contiguous NCHW f32 layout, plain slices, one file per op.
+//! The CPU reference backend: PyTorch's contiguous NCHW layout, plain slices, one file per op.
+//!
+//! It computes in f32 ([`Cpu`], the reference) or f64 ([`Cpu64`], for checks that f32 rounding would blur: parity
+//! with PyTorch's f64 gradients, tight finite differences). Both run the same code, generic over [`Element`];
+//! host data crosses the boundary as f32 either way, and scalar hyper-parameters stay f32 as in the trait.
 //!
 //! Every op lives in its own module as free functions on slices (`fwd` / `bwd` side by side), so tests and
 //! benchmarks can call them without going through the trait. The [`Backend`] impl below only delegates.
@@ -10,6 +14,7 @@ pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
 pub mod cross_entropy;
+pub mod element;
 pub mod elu;
 pub mod fill;
 pub mod global_pool;
@@ -18,20 +23,36 @@ pub mod max_pool2d;
 pub mod relu;
 pub mod sgd;
 
+use std::marker::PhantomData;
 use std::ops::Range;
 
 use super::geom::*;
 use super::Backend;
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Format, Shape};
+use crate::tensor::{DType, Format, Layout, Shape};
+pub use element::Element;
 
-/// The CPU reference backend. Stateless: buffers are `Vec<f32>`, views are slices.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Cpu;
+/// The CPU reference backend computing in `T`. Stateless: buffers are `Vec<T>`, views are slices.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuBackend<T>(PhantomData<T>);
 
-impl Cpu {
+/// The f32 CPU reference backend.
+pub type Cpu = CpuBackend<f32>;
+/// The CPU reference backend in double precision.
+pub type Cpu64 = CpuBackend<f64>;
+
+impl<T: Element> CpuBackend<T> {
     pub fn new() -> Self {
-        Cpu
+        CpuBackend(PhantomData)
+    }
+
+    /// NCHW in `T`: the only format this backend stores, for activations and parameter arenas alike.
+    pub const FORMAT: Format = Format { layout: Layout::Nchw, dtype: T::DTYPE };
+}
+
+impl<T: Element> Default for CpuBackend<T> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -39,61 +60,67 @@ fn backend_error(reason: impl Into<String>) -> Error {
     Error::Backend { backend: "cpu".into(), reason: reason.into() }
 }
 
-/// The CPU backend stores only NCHW f32; anything else is a caller error, reported rather than converted.
-fn check_format(format: Format) -> Result<()> {
-    if format == Format::NCHW_F32 {
+/// The CPU backend stores only NCHW in its own element type; anything else is a caller error, reported rather
+/// than converted.
+fn check_format<T: Element>(format: Format) -> Result<()> {
+    if format == CpuBackend::<T>::FORMAT {
         Ok(())
     } else {
-        Err(backend_error(format!("unsupported format {format:?}; the CPU backend stores NCHW f32 only")))
+        Err(backend_error(format!("unsupported format {format:?}; this CPU backend stores NCHW {} only", T::NAME)))
     }
 }
 
-impl Backend for Cpu {
-    type Buf = Vec<f32>;
-    type View<'a> = &'a [f32];
-    type ViewMut<'a> = &'a mut [f32];
+impl<T: Element> Backend for CpuBackend<T> {
+    type Buf = Vec<T>;
+    type View<'a> = &'a [T];
+    type ViewMut<'a> = &'a mut [T];
 
     fn name(&self) -> String {
-        format!("CPU ({} threads)", rayon::current_num_threads())
+        format!("cpu ({}, {} threads)", T::NAME, rayon::current_num_threads())
     }
 
     fn activation_format(&self) -> Format {
-        Format::NCHW_F32
+        Self::FORMAT
     }
 
-    fn alloc(&self, numel: usize, dtype: DType) -> Result<Vec<f32>> {
-        match dtype {
-            DType::F32 => Ok(vec![0.0; numel]),
-            DType::Bf16 => Err(backend_error("bf16 buffers are not supported; the CPU backend computes in f32")),
+    fn param_format(&self) -> Format {
+        Self::FORMAT
+    }
+
+    fn alloc(&self, numel: usize, dtype: DType) -> Result<Vec<T>> {
+        if dtype == T::DTYPE {
+            Ok(vec![T::ZERO; numel])
+        } else {
+            Err(backend_error(format!("{dtype:?} buffers are not supported; this CPU backend computes in {}", T::NAME)))
         }
     }
 
-    fn upload(&self, shape: &Shape, format: Format, host: &[f32]) -> Result<Vec<f32>> {
-        check_format(format)?;
+    fn upload(&self, shape: &Shape, format: Format, host: &[f32]) -> Result<Vec<T>> {
+        check_format::<T>(format)?;
         if shape.numel() != host.len() {
             return Err(Error::shape("upload", format!("shape {:?} needs {} values, got {}", shape.0, shape.numel(), host.len())));
         }
-        Ok(host.to_vec())
+        Ok(host.iter().map(|&v| T::from_f32(v)).collect())
     }
 
-    fn download(&self, shape: &Shape, format: Format, buf: &Vec<f32>) -> Result<Vec<f32>> {
-        check_format(format)?;
+    fn download(&self, shape: &Shape, format: Format, buf: &Vec<T>) -> Result<Vec<f32>> {
+        check_format::<T>(format)?;
         let numel = shape.numel();
         if buf.len() < numel {
             return Err(Error::shape("download", format!("shape {:?} needs {} values, buffer holds {}", shape.0, numel, buf.len())));
         }
-        Ok(buf[..numel].to_vec())
+        Ok(buf[..numel].iter().map(|&v| v.to_f32()).collect())
     }
 
-    fn view<'a>(&self, buf: &'a Vec<f32>, range: Range<usize>) -> &'a [f32] {
+    fn view<'a>(&self, buf: &'a Vec<T>, range: Range<usize>) -> &'a [T] {
         &buf[range]
     }
 
-    fn view_mut<'a>(&self, buf: &'a mut Vec<f32>, range: Range<usize>) -> &'a mut [f32] {
+    fn view_mut<'a>(&self, buf: &'a mut Vec<T>, range: Range<usize>) -> &'a mut [T] {
         &mut buf[range]
     }
 
-    fn view_mut_pair<'a>(&self, buf: &'a mut Vec<f32>, first: Range<usize>, second: Range<usize>) -> (&'a mut [f32], &'a mut [f32]) {
+    fn view_mut_pair<'a>(&self, buf: &'a mut Vec<T>, first: Range<usize>, second: Range<usize>) -> (&'a mut [T], &'a mut [T]) {
         assert!(first.start <= first.end && second.start <= second.end, "view_mut_pair: malformed ranges {first:?}, {second:?}");
         assert!(first.end <= second.start || second.end <= first.start, "view_mut_pair: ranges {first:?} and {second:?} overlap");
         if first.start <= second.start {
@@ -105,130 +132,121 @@ impl Backend for Cpu {
         }
     }
 
-    fn fill(&self, n: usize, value: f32, y: &mut [f32]) {
+    fn fill(&self, n: usize, value: f32, y: &mut [T]) {
         fill::fill(n, value, y)
     }
 
-    fn conv2d_fwd(&self, g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    fn conv2d_fwd(&self, g: &Conv2dGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
         conv2d::fwd(g, x, w, bias, y)
     }
 
-    fn conv2d_bwd(&self, g: &Conv2dGeom, x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f32]>, dw: &mut [f32], dbias: Option<&mut [f32]>) {
+    fn conv2d_bwd(&self, g: &Conv2dGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&mut [T]>, dw: &mut [T], dbias: Option<&mut [T]>) {
         conv2d::bwd(g, x, w, dy, dx, dw, dbias)
     }
 
     fn batch_norm_fwd_train(
         &self,
         g: &BatchNormGeom,
-        x: &[f32],
-        gamma: &[f32],
-        beta: &[f32],
-        running_mean: &mut [f32],
-        running_var: &mut [f32],
-        y: &mut [f32],
-        saved_mean: &mut [f32],
-        saved_invstd: &mut [f32],
+        x: &[T],
+        gamma: &[T],
+        beta: &[T],
+        running_mean: &mut [T],
+        running_var: &mut [T],
+        y: &mut [T],
+        saved_mean: &mut [T],
+        saved_invstd: &mut [T],
     ) {
         batch_norm::fwd_train(g, x, gamma, beta, running_mean, running_var, y, saved_mean, saved_invstd)
     }
 
-    fn batch_norm_fwd_eval(
-        &self,
-        g: &BatchNormGeom,
-        x: &[f32],
-        gamma: &[f32],
-        beta: &[f32],
-        running_mean: &[f32],
-        running_var: &[f32],
-        y: &mut [f32],
-    ) {
+    fn batch_norm_fwd_eval(&self, g: &BatchNormGeom, x: &[T], gamma: &[T], beta: &[T], running_mean: &[T], running_var: &[T], y: &mut [T]) {
         batch_norm::fwd_eval(g, x, gamma, beta, running_mean, running_var, y)
     }
 
     fn batch_norm_bwd(
         &self,
         g: &BatchNormGeom,
-        x: &[f32],
-        gamma: &[f32],
-        saved_mean: &[f32],
-        saved_invstd: &[f32],
-        dy: &[f32],
-        dx: &mut [f32],
-        dgamma: &mut [f32],
-        dbeta: &mut [f32],
+        x: &[T],
+        gamma: &[T],
+        saved_mean: &[T],
+        saved_invstd: &[T],
+        dy: &[T],
+        dx: &mut [T],
+        dgamma: &mut [T],
+        dbeta: &mut [T],
     ) {
         batch_norm::bwd(g, x, gamma, saved_mean, saved_invstd, dy, dx, dgamma, dbeta)
     }
 
-    fn relu_fwd(&self, n: usize, x: &[f32], y: &mut [f32]) {
+    fn relu_fwd(&self, n: usize, x: &[T], y: &mut [T]) {
         relu::fwd(n, x, y)
     }
 
-    fn relu_bwd(&self, n: usize, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    fn relu_bwd(&self, n: usize, y: &[T], dy: &[T], dx: &mut [T]) {
         relu::bwd(n, y, dy, dx)
     }
 
-    fn elu_fwd(&self, n: usize, alpha: f32, x: &[f32], y: &mut [f32]) {
+    fn elu_fwd(&self, n: usize, alpha: f32, x: &[T], y: &mut [T]) {
         elu::fwd(n, alpha, x, y)
     }
 
-    fn elu_bwd(&self, n: usize, alpha: f32, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    fn elu_bwd(&self, n: usize, alpha: f32, x: &[T], dy: &[T], dx: &mut [T]) {
         elu::bwd(n, alpha, x, dy, dx)
     }
 
-    fn max_pool2d_fwd(&self, g: &MaxPool2dGeom, x: &[f32], y: &mut [f32]) {
+    fn max_pool2d_fwd(&self, g: &MaxPool2dGeom, x: &[T], y: &mut [T]) {
         max_pool2d::fwd(g, x, y)
     }
 
-    fn max_pool2d_bwd(&self, g: &MaxPool2dGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    fn max_pool2d_bwd(&self, g: &MaxPool2dGeom, x: &[T], dy: &[T], dx: &mut [T]) {
         max_pool2d::bwd(g, x, dy, dx)
     }
 
-    fn global_max_pool_fwd(&self, g: &GlobalPoolGeom, x: &[f32], y: &mut [f32]) {
+    fn global_max_pool_fwd(&self, g: &GlobalPoolGeom, x: &[T], y: &mut [T]) {
         global_pool::max_fwd(g, x, y)
     }
 
-    fn global_max_pool_bwd(&self, g: &GlobalPoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    fn global_max_pool_bwd(&self, g: &GlobalPoolGeom, x: &[T], dy: &[T], dx: &mut [T]) {
         global_pool::max_bwd(g, x, dy, dx)
     }
 
-    fn global_avg_pool_fwd(&self, g: &GlobalPoolGeom, x: &[f32], y: &mut [f32]) {
+    fn global_avg_pool_fwd(&self, g: &GlobalPoolGeom, x: &[T], y: &mut [T]) {
         global_pool::avg_fwd(g, x, y)
     }
 
-    fn global_avg_pool_bwd(&self, g: &GlobalPoolGeom, dy: &[f32], dx: &mut [f32]) {
+    fn global_avg_pool_bwd(&self, g: &GlobalPoolGeom, dy: &[T], dx: &mut [T]) {
         global_pool::avg_bwd(g, dy, dx)
     }
 
-    fn linear_fwd(&self, g: &LinearGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    fn linear_fwd(&self, g: &LinearGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
         linear::fwd(g, x, w, bias, y)
     }
 
-    fn linear_bwd(&self, g: &LinearGeom, x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f32]>, dw: &mut [f32], dbias: Option<&mut [f32]>) {
+    fn linear_bwd(&self, g: &LinearGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&mut [T]>, dw: &mut [T], dbias: Option<&mut [T]>) {
         linear::bwd(g, x, w, dy, dx, dw, dbias)
     }
 
-    fn add_fwd(&self, n: usize, a: &[f32], b: &[f32], y: &mut [f32]) {
+    fn add_fwd(&self, n: usize, a: &[T], b: &[T], y: &mut [T]) {
         add::fwd(n, a, b, y)
     }
 
-    fn concat_fwd(&self, g: &ConcatGeom, xs: &[&[f32]], y: &mut [f32]) {
+    fn concat_fwd(&self, g: &ConcatGeom, xs: &[&[T]], y: &mut [T]) {
         concat::fwd(g, xs, y)
     }
 
-    fn concat_bwd(&self, g: &ConcatGeom, dy: &[f32], dxs: Vec<&mut [f32]>) {
+    fn concat_bwd(&self, g: &ConcatGeom, dy: &[T], dxs: Vec<&mut [T]>) {
         concat::bwd(g, dy, dxs)
     }
 
-    fn cross_entropy_fwd(&self, g: &CrossEntropyGeom, logits: &[f32], labels: &[u32], probs: &mut [f32], loss: &mut [f32]) {
+    fn cross_entropy_fwd(&self, g: &CrossEntropyGeom, logits: &[T], labels: &[u32], probs: &mut [T], loss: &mut [T]) {
         cross_entropy::fwd(g, logits, labels, probs, loss)
     }
 
-    fn cross_entropy_bwd(&self, g: &CrossEntropyGeom, probs: &[f32], labels: &[u32], dloss: f32, dlogits: &mut [f32]) {
+    fn cross_entropy_bwd(&self, g: &CrossEntropyGeom, probs: &[T], labels: &[u32], dloss: f32, dlogits: &mut [T]) {
         cross_entropy::bwd(g, probs, labels, dloss, dlogits)
     }
 
-    fn sgd_step(&self, segments: &[SgdSegment], momentum: f32, params: &mut [f32], grads: &[f32], bufs: &mut [f32]) {
+    fn sgd_step(&self, segments: &[SgdSegment], momentum: f32, params: &mut [T], grads: &[T], bufs: &mut [T]) {
         sgd::step(segments, momentum, params, grads, bufs)
     }
 }
@@ -238,17 +256,17 @@ pub(crate) const PAR_CHUNK: usize = 1 << 15;
 
 /// A read-only strided matrix inside a slice: element `(i, j)` sits at `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct MatRef<'a> {
-    pub data: &'a [f32],
+pub(crate) struct MatRef<'a, T> {
+    pub data: &'a [T],
     pub rows: usize,
     pub cols: usize,
     pub rs: usize,
     pub cs: usize,
 }
 
-impl<'a> MatRef<'a> {
+impl<'a, T> MatRef<'a, T> {
     /// A contiguous row-major `rows x cols` matrix at the start of `data`.
-    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+    pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
         MatRef { data, rows, cols, rs: cols, cs: 1 }
     }
     /// The transpose, as a view: no data moves.
@@ -259,14 +277,14 @@ impl<'a> MatRef<'a> {
 
 /// A writable contiguous row-major `rows x cols` matrix at the start of `data`.
 #[derive(Debug)]
-pub(crate) struct MatMut<'a> {
-    pub data: &'a mut [f32],
+pub(crate) struct MatMut<'a, T> {
+    pub data: &'a mut [T],
     pub rows: usize,
     pub cols: usize,
 }
 
-impl<'a> MatMut<'a> {
-    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+impl<'a, T> MatMut<'a, T> {
+    pub fn row_major(data: &'a mut [T], rows: usize, cols: usize) -> Self {
         MatMut { data, rows, cols }
     }
 }
@@ -284,7 +302,7 @@ fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 ///
 /// Bounds are checked here, which is what makes the raw-pointer call below sound. `gemm` splits work between
 /// threads over output tiles only, never over the inner dimension, so the result does not depend on `par`.
-pub(crate) fn matmul(dst: MatMut<'_>, accumulate: bool, lhs: MatRef<'_>, rhs: MatRef<'_>, par: gemm::Parallelism) {
+pub(crate) fn matmul<T: Element>(dst: MatMut<'_, T>, accumulate: bool, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, par: gemm::Parallelism) {
     let (m, n, k) = (dst.rows, dst.cols, lhs.cols);
     assert!(lhs.rows == m && rhs.rows == k && rhs.cols == n, "matmul: ({m}x{n}) = ({}x{}) · ({}x{})", lhs.rows, lhs.cols, rhs.rows, rhs.cols);
     assert!(span(m, n, n, 1) <= dst.data.len(), "matmul: dst {m}x{n} does not fit in {} elements", dst.data.len());
@@ -296,7 +314,7 @@ pub(crate) fn matmul(dst: MatMut<'_>, accumulate: bool, lhs: MatRef<'_>, rhs: Ma
     if k == 0 {
         // An empty sum: nothing to add, or a zero product to write.
         if !accumulate {
-            dst.data[..m * n].fill(0.0);
+            dst.data[..m * n].fill(T::ZERO);
         }
         return;
     }
@@ -318,8 +336,8 @@ pub(crate) fn matmul(dst: MatMut<'_>, accumulate: bool, lhs: MatRef<'_>, rhs: Ma
             rhs.data.as_ptr(),
             rhs.cs as isize,
             rhs.rs as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
+            if accumulate { T::ONE } else { T::ZERO },
+            T::ONE,
             false,
             false,
             false,

@@ -4,20 +4,22 @@
 
 use rayon::prelude::*;
 
+use super::Element;
 use crate::backend::geom::SgdSegment;
 
 /// Elements per rayon task; big segments are split, small ones are one task each.
 const CHUNK: usize = 1 << 15;
 
 /// One task: a piece of one segment, with disjoint windows into the three arenas.
-struct Job<'a> {
+struct Job<'a, T> {
     seg: &'a SgdSegment,
-    params: &'a mut [f32],
-    grads: &'a [f32],
-    bufs: &'a mut [f32],
+    params: &'a mut [T],
+    grads: &'a [T],
+    bufs: &'a mut [T],
 }
 
-pub fn step(segments: &[SgdSegment], momentum: f32, params: &mut [f32], grads: &[f32], bufs: &mut [f32]) {
+pub fn step<T: Element>(segments: &[SgdSegment], momentum: f32, params: &mut [T], grads: &[T], bufs: &mut [T]) {
+    let momentum = T::from_f32(momentum);
     assert!(
         grads.len() == params.len() && bufs.len() == params.len(),
         "sgd_step: params/grads/bufs hold {}/{}/{}",
@@ -51,7 +53,7 @@ pub fn step(segments: &[SgdSegment], momentum: f32, params: &mut [f32], grads: &
     }
 
     jobs.into_par_iter().for_each(|Job { seg, params, grads, bufs }| {
-        let (lr, wd, first) = (seg.lr, seg.weight_decay, seg.has_momentum == 0);
+        let (lr, wd, first) = (T::from_f32(seg.lr), T::from_f32(seg.weight_decay), seg.has_momentum == 0);
         for ((p, &gr), b) in params.iter_mut().zip(grads).zip(bufs.iter_mut()) {
             let g = gr + wd * *p;
             *b = if first { g } else { momentum * *b + g };
