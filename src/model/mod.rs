@@ -6,10 +6,14 @@
 
 pub mod resnet;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::params::{Buffers, Params, Table};
 use crate::rng::Rng;
+use crate::weights::{self, HostTensor, LoadReport, StateDict};
 
 /// Everything a model registers: trainable parameters, running statistics and their counters, all by
 /// torchvision name.
@@ -39,11 +43,7 @@ impl HostState {
     /// Fresh initialisation from each entry's `Init`, seeded.
     pub fn init(reg: &Registry, seed: u64) -> Self {
         let mut rng = Rng::new(seed);
-        HostState {
-            params: reg.params.init_host(&mut rng),
-            buffers: reg.buffers.init_host(&mut rng),
-            batches_tracked: vec![0; reg.trackers.len()],
-        }
+        HostState { params: reg.params.init_host(&mut rng), buffers: reg.buffers.init_host(&mut rng), batches_tracked: vec![0; reg.trackers.len()] }
     }
 }
 
@@ -61,5 +61,38 @@ impl<B: Backend> State<B> {
             buffers: self.buffers.to_host(b)?,
             batches_tracked: self.buffers.batches_tracked.clone(),
         })
+    }
+}
+
+impl Registry {
+    /// The model's numbers as a torchvision-style state dict: every parameter and running statistic as F32 under
+    /// its torchvision name, `num_batches_tracked` as an I64 scalar.
+    pub fn state_dict(&self, host: &HostState) -> Vec<(String, HostTensor)> {
+        let mut tensors = Vec::with_capacity(self.params.entries.len() + self.buffers.entries.len() + self.trackers.len());
+        for (table, values) in [(&self.params, &host.params), (&self.buffers, &host.buffers)] {
+            for e in &table.entries {
+                tensors.push((e.name.clone(), HostTensor::f32(&e.shape, values[e.range.clone()].to_vec())));
+            }
+        }
+        for (name, &count) in self.trackers.iter().zip(&host.batches_tracked) {
+            tensors.push((name.clone(), HostTensor::scalar_i64(count)));
+        }
+        tensors
+    }
+
+    /// Writes [`Self::state_dict`] as safetensors (atomically: temporary file, then rename).
+    pub fn save(&self, path: &Path, host: &HostState, metadata: &BTreeMap<String, String>) -> Result<()> {
+        weights::write_safetensors(path, &self.state_dict(host), metadata)
+    }
+
+    /// Copies every tensor of `sd` that the model has into `host`. A shape mismatch is an error naming the key
+    /// and both shapes; missing and unexpected keys are listed in the report for the caller to judge.
+    pub fn load(&self, sd: &StateDict, host: &mut HostState) -> Result<LoadReport> {
+        let mut report = LoadReport::default();
+        weights::load_table(sd, &self.params, &mut host.params, &mut report)?;
+        weights::load_table(sd, &self.buffers, &mut host.buffers, &mut report)?;
+        weights::load_counters(sd, &self.trackers, &mut host.batches_tracked, &mut report)?;
+        report.finish(sd);
+        Ok(report)
     }
 }
