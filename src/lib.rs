@@ -5,10 +5,10 @@
 
 pub mod backend;
 pub mod cli;
-pub mod model;
-pub mod ops;
 pub mod error;
 pub mod imaging;
+pub mod model;
+pub mod ops;
 pub mod params;
 pub mod rng;
 pub mod tensor;
