@@ -34,9 +34,7 @@ fn conv(c: &mut Criterion) {
         let mut y = vec![0.0; g.y_len()];
         let (mut dx, mut dw) = (vec![0.0; g.x_len()], vec![0.0; g.w_len()]);
         group.bench_function(format!("fwd/{name}"), |bench| bench.iter(|| b.conv2d_fwd(&g, &x, &w, None, &mut y)));
-        group.bench_function(format!("bwd/{name}"), |bench| {
-            bench.iter(|| b.conv2d_bwd(&g, &x, &w, &dy, Some(&mut dx), &mut dw, None))
-        });
+        group.bench_function(format!("bwd/{name}"), |bench| bench.iter(|| b.conv2d_bwd(&g, &x, &w, &dy, Some(&mut dx), &mut dw, None)));
     }
     group.finish();
 }

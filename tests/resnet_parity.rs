@@ -49,7 +49,8 @@ fn build(arch: Arch, fx: &Fixture) -> (ResNet, Registry, HostState) {
         host
     };
     // Every name the model registers exists in torchvision's state_dict with the same shape, and vice versa.
-    let mut ours: Vec<(String, Vec<usize>)> = reg.params.entries.iter().chain(&reg.buffers.entries).map(|e| (e.name.clone(), e.shape.clone())).collect();
+    let mut ours: Vec<(String, Vec<usize>)> =
+        reg.params.entries.iter().chain(&reg.buffers.entries).map(|e| (e.name.clone(), e.shape.clone())).collect();
     ours.extend(reg.trackers.iter().map(|t| (t.clone(), vec![])));
     let mut theirs = fx.state_dict();
     ours.sort();

@@ -124,9 +124,8 @@ impl Block {
             ]
         };
         let c_out = units.last().map(|u| u.conv.c_out).unwrap_or(width);
-        let downsample = (stride != 1 || c_in != c_out).then(|| {
-            ConvBn::new(reg, &format!("{name}.downsample.0"), &format!("{name}.downsample.1"), c_in, c_out, 1, stride, 0)
-        });
+        let downsample = (stride != 1 || c_in != c_out)
+            .then(|| ConvBn::new(reg, &format!("{name}.downsample.0"), &format!("{name}.downsample.1"), c_in, c_out, 1, stride, 0));
         Block { units, downsample }
     }
 
@@ -350,7 +349,14 @@ impl ResNet {
     }
 
     /// Backward of [`Self::logits`] and the pooling: the gradient at the `layer4` output.
-    pub fn logits_backward<B: Backend>(&self, b: &B, st: &mut State<B>, layer4_shape: &Shape, pooled: &Tensor<B>, dlogits: &Tensor<B>) -> Result<Tensor<B>> {
+    pub fn logits_backward<B: Backend>(
+        &self,
+        b: &B,
+        st: &mut State<B>,
+        layer4_shape: &Shape,
+        pooled: &Tensor<B>,
+        dlogits: &Tensor<B>,
+    ) -> Result<Tensor<B>> {
         let c = self.classifier.as_ref().ok_or_else(|| Error::Invalid("this ResNet was built without fc".into()))?;
         let d_pooled = c.fc.backward(b, &mut st.params, pooled, dlogits, true)?.expect("dx requested");
         global_pool::avg_backward(b, layer4_shape, &d_pooled)

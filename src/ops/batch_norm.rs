@@ -55,7 +55,14 @@ impl BatchNorm {
 
     /// Training mode normalises with batch statistics, updates the running statistics and the counter, and
     /// returns what backward needs; evaluation mode uses the running statistics and returns `None`.
-    pub fn forward<B: Backend>(&self, b: &B, p: &Params<B>, s: &mut Buffers<B>, x: &Tensor<B>, mode: Mode) -> Result<(Tensor<B>, Option<BnSaved<B>>)> {
+    pub fn forward<B: Backend>(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        s: &mut Buffers<B>,
+        x: &Tensor<B>,
+        mode: Mode,
+    ) -> Result<(Tensor<B>, Option<BnSaved<B>>)> {
         let g = self.geom(x)?;
         let mut y = Tensor::uninit(b, x.shape.clone())?;
         let (gamma, beta) = (p.value(b, self.weight), p.value(b, self.bias));
@@ -68,7 +75,10 @@ impl BatchNorm {
             }
             Mode::Train => {
                 if g.n * g.hw < 2 {
-                    return Err(Error::shape("batch_norm", format!("{}: training needs more than one value per channel, got {:?}", self.name, x.shape.0)));
+                    return Err(Error::shape(
+                        "batch_norm",
+                        format!("{}: training needs more than one value per channel, got {:?}", self.name, x.shape.0),
+                    ));
                 }
                 let mut mean = Tensor::uninit(b, [self.c])?;
                 let mut invstd = Tensor::uninit(b, [self.c])?;

@@ -28,9 +28,9 @@ pub enum Mode {
     Eval,
 }
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use crate::backend::Backend;
 
 /// Checks that two tensors have the same shape (for elementwise ops and their gradients).
 pub(crate) fn same_shape<B: Backend>(op: &'static str, a: &Tensor<B>, b: &Tensor<B>) -> Result<()> {
