@@ -8,5 +8,13 @@ cd "$(dirname "$0")/.."
 py=${1:-python3}
 threads=${THREADS:-$(nproc)}
 echo "# $(date -u +%F) $(uname -m), $(nproc) cores, $threads threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-RAYON_NUM_THREADS=$threads cargo bench --locked --bench cpu_ops -- --noplot 2>&1 | grep -E '^[a-z0-9_/.x]+ *$|time:' | paste - - | awk '{print $1": "$5" "$6}'
+RAYON_NUM_THREADS=$threads cargo bench --locked --bench cpu_ops -- --noplot >/dev/null 2>&1
+echo "# fgssl (criterion median)"
+"$py" - <<'PY'
+import glob, json, os
+for f in sorted(glob.glob("target/criterion/**/new/estimates.json", recursive=True)):
+    name = os.path.relpath(os.path.dirname(os.path.dirname(f)), "target/criterion")
+    print(f"{name}: {json.load(open(f))['median']['point_estimate'] / 1e6:.2f} ms")
+PY
+echo "# pytorch"
 "$py" scripts/bench_torch_cpu.py --threads "$threads"
