@@ -4,4 +4,4 @@
 # scripts/make_fixtures.py) and with finite differences.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --locked
+cargo test --locked --all-targets   # --all-targets: the criterion benches run once each, so they cannot rot

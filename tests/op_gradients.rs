@@ -360,7 +360,7 @@ fn batch_norm_train_forward_and_running_stats() {
     let mut rng = Rng::new(5);
     for g in bn_geoms() {
         // Channels with different offsets and spreads, one far from zero to exercise precision.
-        let mut x = uniform(&mut rng, g.len(), -2.0, 2.0);
+        let mut x = uniform(&mut rng, g.numel(), -2.0, 2.0);
         for (i, v) in x.iter_mut().enumerate() {
             let c = (i / g.hw) % g.c;
             *v = *v * (c + 1) as f32 + [0.0, 3.0, -1.0, 100.0, 0.5][c];
@@ -370,7 +370,7 @@ fn batch_norm_train_forward_and_running_stats() {
         let rm0 = uniform(&mut rng, g.c, -1.0, 1.0);
         let rv0 = uniform(&mut rng, g.c, 0.5, 2.0);
         let (mut rm, mut rv) = (rm0.clone(), rv0.clone());
-        let (mut y, mut sm, mut si) = (nan(g.len()), nan(g.c), nan(g.c));
+        let (mut y, mut sm, mut si) = (nan(g.numel()), nan(g.c), nan(g.c));
         b.batch_norm_fwd_train(&g, &x, &gamma, &beta, &mut rm, &mut rv, &mut y, &mut sm, &mut si);
 
         let stats = channel_stats(&g, &x);
@@ -385,7 +385,7 @@ fn batch_norm_train_forward_and_running_stats() {
         assert_close(&format!("{what}: saved_invstd"), &si, &invstd, 1e-6);
         assert_close(&format!("{what}: running_mean"), &rm, &want_rm, 1e-6);
         assert_close(&format!("{what}: running_var (unbiased)"), &rv, &want_rv, 1e-6);
-        let want_y: Vec<f64> = (0..g.len())
+        let want_y: Vec<f64> = (0..g.numel())
             .map(|i| {
                 let c = (i / g.hw) % g.c;
                 (x[i] as f64 - mean[c]) * invstd[c] * gamma[c] as f64 + beta[c] as f64
@@ -400,14 +400,14 @@ fn batch_norm_eval_uses_running_stats() {
     let b = Cpu::new();
     let mut rng = Rng::new(6);
     for g in bn_geoms() {
-        let x = uniform(&mut rng, g.len(), -3.0, 3.0);
+        let x = uniform(&mut rng, g.numel(), -3.0, 3.0);
         let gamma = uniform(&mut rng, g.c, -1.5, 1.5);
         let beta = uniform(&mut rng, g.c, -1.0, 1.0);
         let rm = uniform(&mut rng, g.c, -1.0, 1.0);
         let rv = uniform(&mut rng, g.c, 0.1, 3.0);
-        let mut y = nan(g.len());
+        let mut y = nan(g.numel());
         b.batch_norm_fwd_eval(&g, &x, &gamma, &beta, &rm, &rv, &mut y);
-        let want: Vec<f64> = (0..g.len())
+        let want: Vec<f64> = (0..g.numel())
             .map(|i| {
                 let c = (i / g.hw) % g.c;
                 (x[i] as f64 - rm[c] as f64) / (rv[c] as f64 + g.eps as f64).sqrt() * gamma[c] as f64 + beta[c] as f64
@@ -421,14 +421,14 @@ fn batch_norm_gradients_match_finite_differences<T: Precision>() {
     let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
     let mut rng = Rng::new(7);
     for g in bn_geoms() {
-        let x = cast::<T>(&uniform(&mut rng, g.len(), -2.0, 2.0));
+        let x = cast::<T>(&uniform(&mut rng, g.numel(), -2.0, 2.0));
         let gamma = cast::<T>(&uniform(&mut rng, g.c, -1.5, 1.5));
         let beta = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
-        let r = cast::<T>(&uniform(&mut rng, g.len(), -1.0, 1.0));
+        let r = cast::<T>(&uniform(&mut rng, g.numel(), -1.0, 1.0));
         // Training-mode forward; running statistics go to scratch copies, so every evaluation is the same function.
         let fwd = |x: &[T], gamma: &[T], beta: &[T]| {
             let (mut rm, mut rv) = (vec![T::ZERO; g.c], vec![T::ONE; g.c]);
-            let (mut y, mut sm, mut si) = (vec![T::ZERO; g.len()], vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
+            let (mut y, mut sm, mut si) = (vec![T::ZERO; g.numel()], vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
             b.batch_norm_fwd_train(&g, x, gamma, beta, &mut rm, &mut rv, &mut y, &mut sm, &mut si);
             (y, sm, si)
         };
@@ -436,7 +436,7 @@ fn batch_norm_gradients_match_finite_differences<T: Precision>() {
         let (_, sm, si) = fwd(&x, &gamma, &beta);
         let dg0 = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
         let db0 = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
-        let (mut dx, mut dg, mut db) = (nan(g.len()), dg0.clone(), db0.clone());
+        let (mut dx, mut dg, mut db) = (nan(g.numel()), dg0.clone(), db0.clone());
         b.batch_norm_bwd(&g, &x, &gamma, &sm, &si, &r, &mut dx, &mut dg, &mut db);
         // Subtract the starting values to isolate this call's contribution (they must have been accumulated onto).
         let dg: Vec<T> = dg.iter().zip(&dg0).map(|(&a, &b)| a - b).collect();

@@ -123,7 +123,7 @@ fn check_bn_train(op: &str, expect: usize) {
         let (x, gamma, beta) = (f.f32(&k("x")), f.f32(&k("gamma")), f.f32(&k("beta")));
         let mut rm = f.f32(&k("running_mean_in")).to_vec();
         let mut rv = f.f32(&k("running_var_in")).to_vec();
-        let mut y = nan(g.len());
+        let mut y = nan(g.numel());
         let (mut mean, mut invstd) = (nan(g.c), nan(g.c));
         b.batch_norm_fwd_train(&g, x, gamma, beta, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd);
         assert_close(&what("y"), &y, f.f32(&k("y")), RTOL_REDUCTION);
@@ -132,7 +132,7 @@ fn check_bn_train(op: &str, expect: usize) {
         assert_close(&what("saved_mean"), &mean, f.f32(&k("saved_mean")), RTOL_REDUCTION);
         assert_close(&what("saved_invstd"), &invstd, f.f32(&k("saved_invstd")), RTOL_REDUCTION);
 
-        let mut dx = nan(g.len());
+        let mut dx = nan(g.numel());
         let (mut dgamma, mut dbeta) = (vec![0.0; g.c], vec![0.0; g.c]);
         b.batch_norm_bwd(&g, x, gamma, &mean, &invstd, f.f32(&k("dy")), &mut dx, &mut dgamma, &mut dbeta);
         assert_close(&what("dx"), &dx, f.f32(&k("dx")), RTOL_REDUCTION);
@@ -142,7 +142,7 @@ fn check_bn_train(op: &str, expect: usize) {
         // Parameter gradients accumulate, dx is written.
         let mut dgamma2 = f.f32(&k("dgamma")).to_vec();
         let mut dbeta2 = f.f32(&k("dbeta")).to_vec();
-        let mut dx2 = nan(g.len());
+        let mut dx2 = nan(g.numel());
         b.batch_norm_bwd(&g, x, gamma, &mean, &invstd, f.f32(&k("dy")), &mut dx2, &mut dgamma2, &mut dbeta2);
         let twice = |s: &str| f.f32(&k(s)).iter().map(|v| 2.0 * v).collect::<Vec<f32>>();
         assert_close(&what("dgamma accumulated"), &dgamma2, &twice("dgamma"), RTOL_REDUCTION);
@@ -168,7 +168,7 @@ fn batch_norm_2d_eval_matches_torch() {
     for_cases(&f, "bn2d_eval", "geom", 2, |case, pre| {
         let k = |s: &str| format!("{pre}{s}");
         let g = bn_geom(&f, pre);
-        let mut y = nan(g.len());
+        let mut y = nan(g.numel());
         b.batch_norm_fwd_eval(&g, f.f32(&k("x")), f.f32(&k("gamma")), f.f32(&k("beta")), f.f32(&k("running_mean")), f.f32(&k("running_var")), &mut y);
         assert_close(&format!("bn2d_eval {case} y"), &y, f.f32(&k("y")), RTOL_REDUCTION);
     });

@@ -21,6 +21,7 @@ pub struct Conv2dGeom {
 
 impl Conv2dGeom {
     /// Output size follows PyTorch: `(h + 2 pad - kh) / stride + 1` (floor).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(n: usize, c_in: usize, h: usize, w: usize, c_out: usize, k: usize, stride: usize, pad: usize) -> Self {
         let ho = (h + 2 * pad - k) / stride + 1;
         let wo = (w + 2 * pad - k) / stride + 1;
@@ -55,7 +56,8 @@ pub struct BatchNormGeom {
 }
 
 impl BatchNormGeom {
-    pub fn len(&self) -> usize {
+    /// Elements of `x` (and `y`, `dx`, `dy`).
+    pub fn numel(&self) -> usize {
         self.n * self.c * self.hw
     }
 }

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::ops::{self, add, global_pool, max_pool2d, relu, BatchNorm, BnSaved, Conv2d, Linear, Mode};
+use crate::ops::{add, global_pool, max_pool2d, relu, BatchNorm, BnSaved, Conv2d, Linear, Mode};
 use crate::params::Init;
 use crate::tensor::{Shape, Tensor};
 
@@ -368,6 +368,3 @@ impl ResNet {
         self.pooled_features(b, &acts)
     }
 }
-
-/// Re-exported for callers that only need the op-level mode switch.
-pub use ops::Mode as ForwardMode;

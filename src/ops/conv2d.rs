@@ -53,15 +53,7 @@ impl Conv2d {
         let g = self.geom(x)?;
         let mut dx = if need_dx { Some(Tensor::uninit(b, x.shape.clone())?) } else { None };
         let w = b.view(&p.value, p.table.range(self.weight));
-        // Weight and bias gradients are disjoint ranges of one arena: split it to borrow both.
-        let (dw, dbias) = match self.bias {
-            None => (b.view_mut(&mut p.grad, p.table.range(self.weight)), None),
-            Some(bs) => {
-                let (rw, rb) = (p.table.range(self.weight), p.table.range(bs));
-                let (dw, db) = b.view_mut_pair(&mut p.grad, rw, rb);
-                (dw, Some(db))
-            }
-        };
+        let (dw, dbias) = super::weight_and_bias_grads(b, &mut p.grad, &p.table, self.weight, self.bias);
         b.conv2d_bwd(&g, x.view(b), w, dy.view(b), dx.as_mut().map(|t| t.view_mut(b)), dw, dbias);
         Ok(dx)
     }

@@ -44,13 +44,7 @@ impl Linear {
         let g = self.geom(x)?;
         let mut dx = if need_dx { Some(Tensor::uninit(b, x.shape.clone())?) } else { None };
         let w = b.view(&p.value, p.table.range(self.weight));
-        let (dw, dbias) = match self.bias {
-            None => (b.view_mut(&mut p.grad, p.table.range(self.weight)), None),
-            Some(bs) => {
-                let (dw, db) = b.view_mut_pair(&mut p.grad, p.table.range(self.weight), p.table.range(bs));
-                (dw, Some(db))
-            }
-        };
+        let (dw, dbias) = super::weight_and_bias_grads(b, &mut p.grad, &p.table, self.weight, self.bias);
         b.linear_bwd(&g, x.view(b), w, dy.view(b), dx.as_mut().map(|t| t.view_mut(b)), dw, dbias);
         Ok(dx)
     }

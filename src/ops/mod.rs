@@ -30,6 +30,7 @@ pub enum Mode {
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::params::{Slot, Table};
 use crate::tensor::Tensor;
 
 /// Checks that two tensors have the same shape (for elementwise ops and their gradients).
@@ -38,4 +39,22 @@ pub(crate) fn same_shape<B: Backend>(op: &'static str, a: &Tensor<B>, b: &Tensor
         return Err(Error::shape(op, format!("shapes differ: {:?} vs {:?}", a.shape.0, b.shape.0)));
     }
     Ok(())
+}
+
+/// Writable gradient windows of a layer's weight and optional bias. Both live in the one gradient arena, so they
+/// are split from it together.
+pub(crate) fn weight_and_bias_grads<'a, B: Backend>(
+    b: &B,
+    grad: &'a mut B::Buf,
+    table: &Table,
+    weight: Slot,
+    bias: Option<Slot>,
+) -> (B::ViewMut<'a>, Option<B::ViewMut<'a>>) {
+    match bias {
+        None => (b.view_mut(grad, table.range(weight)), None),
+        Some(bias) => {
+            let (dw, db) = b.view_mut_pair(grad, table.range(weight), table.range(bias));
+            (dw, Some(db))
+        }
+    }
 }

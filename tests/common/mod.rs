@@ -298,6 +298,8 @@ pub fn rel_err(got: &[f32], want: &[f32]) -> (f64, f64) {
 /// On failure prints the max absolute error, that relative error and the first mismatching indices.
 /// Returns the relative error so callers can report the margin. With `FGSSL_PARITY_VERBOSE` set in the
 /// environment every comparison prints its error (run the tests with `--nocapture` to see them).
+// `!(a <= b)` on purpose: a NaN compares false and must fail.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f64) -> f64 {
     assert_eq!(got.len(), want.len(), "{what}: length {} != expected {}", got.len(), want.len());
     let scale = want.iter().fold(0f64, |m, &w| m.max((w as f64).abs())).max(1e-30);

@@ -73,8 +73,8 @@ pub fn fwd_train<T: Element>(
     saved_mean: &mut [T],
     saved_invstd: &mut [T],
 ) {
-    assert_eq!(x.len(), g.len(), "batch_norm_fwd_train: x length for {g:?}");
-    assert_eq!(y.len(), g.len(), "batch_norm_fwd_train: y length for {g:?}");
+    assert_eq!(x.len(), g.numel(), "batch_norm_fwd_train: x length for {g:?}");
+    assert_eq!(y.len(), g.numel(), "batch_norm_fwd_train: y length for {g:?}");
     check_params(g, "batch_norm_fwd_train", &[gamma, beta, running_mean, running_var, saved_mean, saved_invstd]);
     // PyTorch refuses training-mode batch norm with one value per channel (the unbiased variance is undefined).
     assert!(count(g) > 1, "batch_norm_fwd_train: expected more than 1 value per channel when training, got {g:?}");
@@ -95,8 +95,8 @@ pub fn fwd_train<T: Element>(
 
 /// Evaluation-mode forward: normalise with the running statistics.
 pub fn fwd_eval<T: Element>(g: &BatchNormGeom, x: &[T], gamma: &[T], beta: &[T], running_mean: &[T], running_var: &[T], y: &mut [T]) {
-    assert_eq!(x.len(), g.len(), "batch_norm_fwd_eval: x length for {g:?}");
-    assert_eq!(y.len(), g.len(), "batch_norm_fwd_eval: y length for {g:?}");
+    assert_eq!(x.len(), g.numel(), "batch_norm_fwd_eval: x length for {g:?}");
+    assert_eq!(y.len(), g.numel(), "batch_norm_fwd_eval: y length for {g:?}");
     check_params(g, "batch_norm_fwd_eval", &[gamma, beta, running_mean, running_var]);
     let scale: Vec<T> = (0..g.c).map(|c| T::from_f64(gamma[c].to_f64() / (running_var[c].to_f64() + g.eps as f64).sqrt())).collect();
     affine(g, x, running_mean, &scale, beta, y);
@@ -116,9 +116,9 @@ pub fn bwd<T: Element>(
     dgamma: &mut [T],
     dbeta: &mut [T],
 ) {
-    assert_eq!(x.len(), g.len(), "batch_norm_bwd: x length for {g:?}");
-    assert_eq!(dy.len(), g.len(), "batch_norm_bwd: dy length for {g:?}");
-    assert_eq!(dx.len(), g.len(), "batch_norm_bwd: dx length for {g:?}");
+    assert_eq!(x.len(), g.numel(), "batch_norm_bwd: x length for {g:?}");
+    assert_eq!(dy.len(), g.numel(), "batch_norm_bwd: dy length for {g:?}");
+    assert_eq!(dx.len(), g.numel(), "batch_norm_bwd: dx length for {g:?}");
     check_params(g, "batch_norm_bwd", &[gamma, saved_mean, saved_invstd, dgamma, dbeta]);
 
     // Per channel: Σ dy and Σ dy * xhat, in f64.
