@@ -81,6 +81,10 @@ fn upload_flat<B: Backend>(b: &B, host: &[f32]) -> Result<B::Buf> {
     b.upload(&Shape(vec![host.len()]), b.param_format(), host)
 }
 
+fn download_flat<B: Backend>(b: &B, buf: &B::Buf, n: usize) -> Result<Vec<f32>> {
+    b.download(&Shape(vec![n]), b.param_format(), buf)
+}
+
 fn zeros_flat<B: Backend>(b: &B, n: usize) -> Result<B::Buf> {
     let mut buf = b.alloc(n, b.param_format().dtype)?;
     b.fill(n, 0.0, b.view_mut(&mut buf, 0..n));
@@ -111,11 +115,11 @@ impl<B: Backend> Params<B> {
     }
 
     pub fn values_to_host(&self, b: &B) -> Result<Vec<f32>> {
-        b.download(&Shape(vec![self.table.len]), b.param_format(), &self.value)
+        download_flat(b, &self.value, self.table.len)
     }
 
     pub fn grads_to_host(&self, b: &B) -> Result<Vec<f32>> {
-        b.download(&Shape(vec![self.table.len]), b.param_format(), &self.grad)
+        download_flat(b, &self.grad, self.table.len)
     }
 
     /// Replaces all values (for example after loading a checkpoint).
@@ -167,7 +171,7 @@ impl<B: Backend> Buffers<B> {
     }
 
     pub fn to_host(&self, b: &B) -> Result<Vec<f32>> {
-        b.download(&Shape(vec![self.table.len]), b.param_format(), &self.value)
+        download_flat(b, &self.value, self.table.len)
     }
 
     pub fn set_values(&mut self, b: &B, host: &[f32]) -> Result<()> {
