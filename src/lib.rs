@@ -7,6 +7,7 @@ pub mod backend;
 pub mod cli;
 pub mod error;
 pub mod imaging;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod params;
