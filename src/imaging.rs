@@ -30,7 +30,7 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// File extensions (compared case-insensitively) that count as images.
-pub const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
+pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
 
 fn is_image(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
@@ -43,7 +43,7 @@ pub fn relative_name(root: &Path, path: &Path) -> String {
     rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
-/// Every image under `dir`, recursively, sorted by [`relative_name`]. Extensions png/jpg/jpeg/bmp match in any
+/// Every image under `dir`, recursively, sorted by [`relative_name`]. Extensions png/jpg/jpeg/bmp/tif/tiff match in any
 /// case. Hidden entries (names starting with `.`, such as macOS `._x.jpg` resource forks) are skipped. Symlinked
 /// files and directories are followed, each directory at most once. A missing directory, or one without images, is
 /// an error naming it.
@@ -85,7 +85,10 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     if found.is_empty() {
-        return Err(Error::Invalid(format!("{}: no images found (looked recursively for .png, .jpg, .jpeg, .bmp files)", dir.display())));
+        return Err(Error::Invalid(format!(
+            "{}: no images found (looked recursively for .png, .jpg, .jpeg, .bmp, .tif, .tiff files)",
+            dir.display()
+        )));
     }
     let mut keyed: Vec<(String, PathBuf)> = found.into_iter().map(|p| (relative_name(dir, &p), p)).collect();
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
@@ -93,7 +96,8 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Decodes an image file to RGB8 the way `PIL.Image.open(path).convert("RGB")` does (format detected from the
-/// content, falling back to the extension). JPEG goes through libjpeg-turbo, PNG and BMP through the `image` crate.
+/// content, falling back to the extension). JPEG goes through libjpeg-turbo, PNG, BMP and TIFF through the `image`
+/// crate.
 pub fn load_rgb8(path: &Path) -> Result<image::RgbImage> {
     let img_err = |reason: String| Error::Image { path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -110,7 +114,7 @@ pub fn load_rgb8(path: &Path) -> Result<image::RgbImage> {
             image::load_from_memory_with_format(&bytes, image::ImageFormat::Bmp).map_err(|e| img_err(e.to_string()))?.to_rgb8()
         }
         Some(format) => image::load_from_memory_with_format(&bytes, format).map_err(|e| img_err(e.to_string()))?.to_rgb8(),
-        None => return Err(img_err("unrecognised image format (expected PNG, JPEG or BMP)".into())),
+        None => return Err(img_err("unrecognised image format (expected PNG, JPEG, BMP or TIFF)".into())),
     };
     if img.width() == 0 || img.height() == 0 {
         return Err(img_err("image has no pixels".into()));
