@@ -3,8 +3,10 @@
 //! Every failure prints `error: <message>` to stderr and exits non-zero (1 for bad input, 2 for usage errors and
 //! for a device that is not available in this build); nothing panics on bad input.
 
+mod dataset;
 mod embed;
 mod info;
+mod synth;
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,6 +35,8 @@ struct Cli {
 enum Command {
     Info(info::InfoArgs),
     Embed(embed::EmbedArgs),
+    Synth(synth::SynthArgs),
+    Dataset(dataset::DatasetArgs),
 }
 
 /// Where to compute. Only the CPU backend exists in this build.
@@ -115,6 +119,8 @@ where
     let result = match cli.command {
         Command::Info(a) => info::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Synth(a) => synth::run(a),
+        Command::Dataset(a) => dataset::run(a),
     };
     match result {
         Ok(()) => 0,
