@@ -548,3 +548,20 @@ fn fundus_crop_finds_the_retina() {
     let (cw, ch, crop) = crop_fundus(w, h, px.clone(), &opts);
     assert_eq!(preprocess(w, h, px, 64, Some(&opts)), preprocess(cw, ch, crop, 64, None));
 }
+
+#[test]
+fn an_image_smaller_than_the_size_is_an_error_when_upscaling_is_disabled() {
+    let root = tmpdir("cache-upscale");
+    let (data, cache_dir) = (root.join("data"), root.join("cache"));
+    std::fs::create_dir_all(&data).unwrap();
+    let ds = png_dataset(&data, 4); // 40x30, 47x35, 54x40, 61x45
+    let all: Vec<usize> = (0..4).collect();
+    let strict = |size| CacheOptions { progress: false, allow_upscale: false, ..CacheOptions::new("train", size) };
+    let e = err_text(ImageCache::open_or_build(&cache_dir, &ds, &all, &strict(32), load_file));
+    assert!(e.contains("img00.png") && e.contains("40x30") && e.contains("32x32") && e.contains("upscaling is disabled"), "{e}");
+    assert_eq!(cache_files(&cache_dir), Vec::<String>::new(), "nothing is left behind");
+    // Every image at least as large as the size: fine; and upscaling allowed (the default): fine.
+    assert!(ImageCache::open_or_build(&cache_dir, &ds, &all, &strict(30), load_file).is_ok());
+    let lenient = CacheOptions { progress: false, ..CacheOptions::new("train", 32) };
+    assert!(ImageCache::open_or_build(&cache_dir, &ds, &all, &lenient, load_file).is_ok());
+}

@@ -57,11 +57,15 @@ pub struct CacheOptions {
     pub source_identity: String,
     /// Show a progress bar while building (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// Whether an image smaller than `size` (after the fundus crop) may be enlarged. When `false`, such an image
+    /// is an error naming the file and both sizes: for pipelines without random crops, where enlarging would
+    /// silently blur small images.
+    pub allow_upscale: bool,
 }
 
 impl CacheOptions {
     pub fn new(split: &str, size: usize) -> Self {
-        CacheOptions { split: split.to_string(), size, fundus: None, source_identity: String::new(), progress: true }
+        CacheOptions { split: split.to_string(), size, fundus: None, source_identity: String::new(), progress: true, allow_upscale: true }
     }
 }
 
@@ -71,10 +75,20 @@ impl CacheOptions {
 /// # Panics
 /// If `rgb` does not hold `w * h * 3` bytes or a dimension is zero.
 pub fn preprocess(w: usize, h: usize, rgb: Vec<u8>, size: usize, fundus: Option<&FundusCrop>) -> Vec<u8> {
-    let (w, h, rgb) = match fundus {
+    let (w, h, rgb) = crop(w, h, rgb, fundus);
+    resize_square(w, h, rgb, size)
+}
+
+/// The fundus crop, when asked for.
+fn crop(w: usize, h: usize, rgb: Vec<u8>, fundus: Option<&FundusCrop>) -> (usize, usize, Vec<u8>) {
+    match fundus {
         Some(f) => crop_fundus(w, h, rgb, f),
         None => (w, h, rgb),
-    };
+    }
+}
+
+/// Pillow-exact bilinear resize to `size x size`, skipped when the image already has that size.
+fn resize_square(w: usize, h: usize, rgb: Vec<u8>, size: usize) -> Vec<u8> {
     if w == size && h == size {
         return rgb;
     }
@@ -108,10 +122,11 @@ pub fn cache_key(dataset: &Dataset, indices: &[usize], opts: &CacheOptions) -> R
     let fundus = opts.fundus.as_ref().map(FundusCrop::describe).unwrap_or_else(|| "none".into());
     let mut text = format!(
         "fgssl-decode-cache v{CACHE_VERSION}\nformat={}\nsplit={}\nsize={}\nresize=pil13-bilinear-antialias\nfundus={fundus}\n\
-         source_identity={}\nn={}\n",
+         upscale={}\nsource_identity={}\nn={}\n",
         dataset.format,
         opts.split,
         opts.size,
+        opts.allow_upscale,
         opts.source_identity,
         indices.len()
     );
@@ -319,7 +334,18 @@ where
                     reason: format!("decoder returned {} bytes for a {w}x{h} RGB image", rgb.len()),
                 });
             }
-            let px = preprocess(w, h, rgb, opts.size, opts.fundus.as_ref());
+            let (w, h, rgb) = crop(w, h, rgb, opts.fundus.as_ref());
+            if !opts.allow_upscale && (w < opts.size || h < opts.size) {
+                return Err(Error::Image {
+                    path: source_path(sample),
+                    reason: format!(
+                        "{w}x{h}{after} is smaller than the training size {size}x{size} and upscaling is disabled",
+                        after = if opts.fundus.is_some() { " after the fundus crop" } else { "" },
+                        size = opts.size
+                    ),
+                });
+            }
+            let px = resize_square(w, h, rgb, opts.size);
             write_all_at(&file, &px, (j * bytes) as u64).map_err(|e| Error::io(&tmp, e))?;
             bar.inc(1);
             Ok(())
