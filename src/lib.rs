@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod params;
+pub mod predictions;
 pub mod rng;
 pub mod tensor;
 pub mod weights;

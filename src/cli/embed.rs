@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::imaging;
 use crate::model::resnet::{Arch, ResNet};
 use crate::model::{HostState, Registry, State};
+use crate::predictions::csv_field;
 use crate::tensor::Tensor;
 use crate::weights;
 
@@ -77,15 +78,6 @@ pub fn run(args: EmbedArgs) -> CliResult {
     let images = imaging::list_images(&args.data)?;
     embed_to_csv(&b, &net, &reg, &host, &args, &images)?;
     Ok(())
-}
-
-/// A CSV field, quoted when it holds a separator, a quote or a line break.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 fn embed_to_csv<B: Backend>(b: &B, net: &ResNet, reg: &Registry, host: &HostState, args: &EmbedArgs, images: &[PathBuf]) -> Result<()> {
