@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fgssl::backend::cpu::Cpu;
 use fgssl::imaging;
@@ -14,45 +12,8 @@ use fgssl::rng::Rng;
 use fgssl::tensor::Tensor;
 use fgssl::weights::{write_safetensors, HostTensor};
 
-/// A fresh, empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("fgssl-cli-test-{}-{n}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn fgssl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fgssl")).args(args).output().expect("the fgssl binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Fails with the command's output when it exited 0, panicked, or its stderr lacks `needle`.
-fn assert_clean_failure(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr:\n{err}");
-    assert!(!err.contains("panicked"), "the binary panicked:\n{err}");
-    assert!(err.contains("error: "), "no 'error: ' line:\n{err}");
-    assert!(err.contains(needle), "stderr does not mention '{needle}':\n{err}");
-}
+mod support;
+use support::{assert_clean_failure, fgssl, stderr, TempDir};
 
 /// A randomly initialised model whose batch-norm statistics are not the identity, so evaluation mode matters.
 fn random_model(arch: Arch, seed: u64) -> (ResNet, Registry, HostState) {
@@ -202,7 +163,7 @@ fn corrupt_image_fails_naming_the_file() {
     let w = r18_weights(tmp.path());
     let out = tmp.path().join("f.csv");
     let o = fgssl(&embed_args("resnet18", w.to_str().unwrap(), data.to_str().unwrap(), out.to_str().unwrap()));
-    assert_clean_failure(&o, "broken.png");
+    assert_clean_failure(&o, None, "broken.png");
     assert!(!out.exists(), "no partial CSV is left behind");
     let mut tmp_name = out.as_os_str().to_owned();
     tmp_name.push(".tmp");
@@ -217,14 +178,14 @@ fn weights_of_another_architecture_fail_naming_a_key() {
     let w = r18_weights(tmp.path());
     let out = tmp.path().join("f.csv");
     let o = fgssl(&embed_args("resnet50", w.to_str().unwrap(), data.to_str().unwrap(), out.to_str().unwrap()));
-    assert_clean_failure(&o, "layer1.0.conv1.weight");
+    assert_clean_failure(&o, None, "layer1.0.conv1.weight");
     assert!(stderr(&o).contains("r18.safetensors"));
     // A shallower architecture than the file: every tensor it needs is there, but the file has extra blocks.
     let (_, reg, host) = random_model(Arch::ResNet34, 3);
     let w34 = tmp.path().join("r34.safetensors");
     write_model(&w34, &reg, &host);
     let o = fgssl(&embed_args("resnet18", w34.to_str().unwrap(), data.to_str().unwrap(), out.to_str().unwrap()));
-    assert_clean_failure(&o, "layer1.2.");
+    assert_clean_failure(&o, None, "layer1.2.");
     assert!(!out.exists());
 }
 
@@ -237,10 +198,10 @@ fn empty_data_dir_fails_naming_it() {
     let w = r18_weights(tmp.path());
     let out = tmp.path().join("f.csv");
     let o = fgssl(&embed_args("resnet18", w.to_str().unwrap(), data.to_str().unwrap(), out.to_str().unwrap()));
-    assert_clean_failure(&o, "no_images_here");
+    assert_clean_failure(&o, None, "no_images_here");
     let missing = tmp.path().join("missing_dir");
     let o = fgssl(&embed_args("resnet18", w.to_str().unwrap(), missing.to_str().unwrap(), out.to_str().unwrap()));
-    assert_clean_failure(&o, "missing_dir");
+    assert_clean_failure(&o, None, "missing_dir");
 }
 
 #[test]
@@ -251,20 +212,20 @@ fn missing_or_invalid_weights_fail_naming_the_file() {
     let out = tmp.path().join("f.csv");
     let w = tmp.path().join("nope.safetensors");
     let o = fgssl(&embed_args("resnet18", w.to_str().unwrap(), data.to_str().unwrap(), out.to_str().unwrap()));
-    assert_clean_failure(&o, "nope.safetensors");
+    assert_clean_failure(&o, None, "nope.safetensors");
     let o = fgssl(&["info", w.to_str().unwrap()]);
-    assert_clean_failure(&o, "nope.safetensors");
+    assert_clean_failure(&o, None, "nope.safetensors");
     let bad = tmp.path().join("bad.safetensors");
     std::fs::write(&bad, b"PK\x03\x04 a torch.save zip, not safetensors").unwrap();
     let o = fgssl(&["info", bad.to_str().unwrap()]);
-    assert_clean_failure(&o, "bad.safetensors");
+    assert_clean_failure(&o, None, "bad.safetensors");
 }
 
 #[test]
 fn cuda_device_is_a_clear_error_with_code_2() {
     let tmp = TempDir::new("cuda");
     let o = fgssl(&["embed", "--arch", "resnet18", "--weights", "w.safetensors", "--data", ".", "--out", "f.csv", "--device", "cuda:1"]);
-    assert_clean_failure(&o, "the CUDA backend is not built yet");
+    assert_clean_failure(&o, None, "the CUDA backend is not built yet");
     assert_eq!(o.status.code(), Some(2));
     let o = fgssl(&["embed", "--arch", "resnet18", "--weights", "w", "--data", ".", "--out", "f", "--device", "tpu"]);
     assert!(!o.status.success() && !stderr(&o).contains("panicked"));

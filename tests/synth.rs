@@ -2,53 +2,15 @@
 //! property it exists for: colour statistics do not depend on the class, only local texture does.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::Output;
 
 use fgssl::data::synth::{self, HistDistance, SynthConfig, Texture, MANIFEST};
 use fgssl::data::ImageSource;
 use image::RgbImage;
 
-/// A fresh, empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("fgssl-synth-test-{}-{n}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn fgssl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fgssl")).args(args).output().expect("the fgssl binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Fails unless the command exited with `code`, printed an `error: ` line mentioning `needle`, and did not panic.
-fn assert_clean_failure(o: &Output, code: i32, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "exit status; stderr:\n{err}");
-    assert!(!err.contains("panicked"), "the binary panicked:\n{err}");
-    assert!(err.contains("error: "), "no 'error: ' line:\n{err}");
-    assert!(err.contains(needle), "stderr does not mention '{needle}':\n{err}");
-}
+mod support;
+use support::{assert_clean_failure, fgssl, stderr, TempDir};
 
 /// Every file under `dir`, by relative path, with its bytes.
 fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -160,7 +122,7 @@ fn cli_rejects_bad_options_without_panicking() {
         ("--size", "5000", "--size 5000"),
     ] {
         let o = synth_cli(&out, &[flag, value]);
-        assert_clean_failure(&o, 2, needle);
+        assert_clean_failure(&o, Some(2), needle);
         assert!(!out.exists(), "{flag} {value}: nothing should be written");
     }
     let o = synth_cli(&out, &["--classes", "four"]);
@@ -175,7 +137,7 @@ fn existing_non_empty_output_is_refused_unless_forced() {
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("precious.txt"), "keep me").unwrap();
     let o = synth_cli(&out, &["--per-class", "2", "--size", "32"]);
-    assert_clean_failure(&o, 1, "not empty");
+    assert_clean_failure(&o, Some(1), "not empty");
     assert!(stderr(&o).contains(out.to_str().unwrap()), "the error names the folder");
     assert_eq!(std::fs::read_to_string(out.join("precious.txt")).unwrap(), "keep me");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary folder is left behind");
@@ -183,7 +145,7 @@ fn existing_non_empty_output_is_refused_unless_forced() {
     // A file in the way is an error too.
     let file = tmp.path().join("file");
     std::fs::write(&file, "x").unwrap();
-    assert_clean_failure(&synth_cli(&file, &["--per-class", "2", "--size", "32"]), 1, "not a folder");
+    assert_clean_failure(&synth_cli(&file, &["--per-class", "2", "--size", "32"]), Some(1), "not a folder");
 
     // An existing empty folder is fine; --force replaces a non-empty one.
     let empty = tmp.path().join("empty");
