@@ -14,6 +14,7 @@
 //!   backend's [`Backend::param_format`] (f32, except in the f64 CPU reference).
 
 pub mod cpu;
+pub mod cuda;
 pub mod geom;
 
 use std::ops::Range;

@@ -39,10 +39,10 @@ enum Command {
     Dataset(dataset::DatasetArgs),
 }
 
-/// Where to compute. Only the CPU backend exists in this build.
+/// Where to compute. Only the CPU backend computes in this build; `auto` resolves to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
-    /// The best available device (the CPU for now).
+    /// The best available device (the CPU until the CUDA backend is complete).
     Auto,
     Cpu,
     /// A CUDA GPU by ordinal (`cuda` is `cuda:0`).
@@ -91,14 +91,31 @@ impl From<Error> for CliError {
 
 pub type CliResult<T = ()> = Result<T, CliError>;
 
-/// Resolves `--device` to a backend that exists in this build.
+/// Resolves `--device` to a backend that exists in this build. The CUDA backend does not implement the op set yet:
+/// `auto` runs on the CPU (saying so when a CUDA device was found), `cuda`/`cuda:N` is an error (exit 2) that tells
+/// a machine without a CUDA driver or device apart from a build without the CUDA backend. Never panics: the CUDA
+/// driver library is probed before cudarc touches it.
 pub(crate) fn cpu_backend(device: Device) -> CliResult<crate::backend::cpu::Cpu> {
+    use crate::backend::cuda::{probe, CudaDevice};
     match device {
-        Device::Auto | Device::Cpu => Ok(crate::backend::cpu::Cpu::new()),
-        Device::Cuda(_) => Err(CliError {
-            code: 2,
-            message: format!("--device {device}: the CUDA backend is not built yet (see issue: CUDA backend); use --device cpu"),
-        }),
+        Device::Cpu => Ok(crate::backend::cpu::Cpu::new()),
+        Device::Auto => {
+            if probe::driver_present() {
+                if let Ok(gpu) = CudaDevice::open(0) {
+                    eprintln!("note: CUDA device found ({}), but the CUDA backend is not complete yet: using the CPU", gpu.describe());
+                }
+            }
+            Ok(crate::backend::cpu::Cpu::new())
+        }
+        Device::Cuda(ordinal) => {
+            let reason = match CudaDevice::open(ordinal) {
+                Err(_) if !probe::driver_present() => "no CUDA driver on this machine (libcuda.so.1 not found)".to_string(),
+                Err(crate::error::Error::Backend { reason, .. }) => format!("CUDA device unavailable: {reason}"),
+                Err(e) => format!("CUDA device unavailable: {e}"),
+                Ok(gpu) => format!("{} found, but the CUDA backend is not built yet (see issue: CUDA backend)", gpu.describe()),
+            };
+            Err(CliError { code: 2, message: format!("--device {device}: {reason}; use --device cpu") })
+        }
     }
 }
 
