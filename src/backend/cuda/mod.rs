@@ -1,11 +1,16 @@
 //! The CUDA device runtime (cudarc 0.19, dynamic loading, CUDA 13.0) and the NVRTC kernel registry.
 //!
 //! Nothing here panics on a machine without CUDA: [`probe`] checks for the driver and NVRTC libraries before any
-//! cudarc loader is touched (those panic when a library is missing). The `Backend` implementation builds on
-//! [`CudaDevice`]; until it exists, `--device auto` runs on the CPU.
+//! cudarc loader is touched (those panic when a library is missing). The `Backend` implementation ([`Cuda`],
+//! compile-checked, not yet run on a GPU) builds on [`CudaDevice`]; `--device auto` keeps using the CPU until
+//! `fgssl selftest --device cuda` has passed on a GPU.
 
+pub mod backend;
+pub mod launch;
 pub mod probe;
 pub mod registry;
+
+pub use backend::Cuda;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
