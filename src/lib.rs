@@ -14,6 +14,7 @@ pub mod ops;
 pub mod params;
 pub mod predictions;
 pub mod rng;
+pub mod selftest;
 pub mod tensor;
 pub mod weights;
 

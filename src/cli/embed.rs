@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Args;
 use rayon::prelude::*;
 
-use super::{cpu_backend, load_backbone, CliResult, Device};
+use super::{load_backbone, select_backend, CliResult, Device, Selected};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::imaging;
@@ -49,7 +49,8 @@ pub struct EmbedArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
-    /// auto, cpu, cuda or cuda:N (only the CPU backend is built so far; auto means cpu).
+    /// auto, cpu, cuda or cuda:N (auto means cpu until the CUDA backend has passed selftest on a GPU; cuda runs the
+    /// compile-checked CUDA backend).
     #[arg(long, default_value = "auto")]
     pub device: Device,
 }
@@ -59,7 +60,13 @@ fn parse_arch(s: &str) -> std::result::Result<Arch, String> {
 }
 
 pub fn run(args: EmbedArgs) -> CliResult {
-    let b = cpu_backend(args.device)?;
+    match select_backend(args.device)? {
+        Selected::Cpu(b) => run_on(&b, args),
+        Selected::Cuda(b) => run_on(b.as_ref(), args),
+    }
+}
+
+fn run_on<B: Backend>(b: &B, args: EmbedArgs) -> CliResult {
     eprintln!("device: {}", b.name());
     let (net, reg, host) = match &args.weights {
         Some(path) => {
@@ -76,7 +83,7 @@ pub fn run(args: EmbedArgs) -> CliResult {
         }
     };
     let images = imaging::list_images(&args.data)?;
-    embed_to_csv(&b, &net, &reg, &host, &args, &images)?;
+    embed_to_csv(b, &net, &reg, &host, &args, &images)?;
     Ok(())
 }
 

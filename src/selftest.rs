@@ -1,0 +1,915 @@
+//! Self-test of a backend against the CPU reference: every op of [`Backend`], forward and backward, on fresh
+//! seeded random inputs at several shapes (odd sizes, not multiples of any tile), then a few SGD steps of a small
+//! ResNet-18 on both devices from the same weights (../shared/docs/CUDA.md §11).
+//!
+//! The harness is generic over the device under test `D: Backend`; the reference is always [`Cpu`] (f32). Every
+//! output buffer starts as NaN (uploaded as a NaN-filled buffer), so an element the device never writes fails.
+//! Accumulated outputs (parameter gradients, running statistics, momentum buffers, parameters in an SGD step) start
+//! from random non-zero values, so `+=` is checked against `=`. A panic inside one op is caught and reported as a
+//! FAIL of that op; the run goes on.
+//!
+//! Error measure, per output and then the worst over a case's outputs: `max abs = max|got - ref|` and the
+//! scale-relative `max rel = max|got - ref| / max|ref|` (as in tests/common). A case passes when every element is
+//! finite where the reference is, and `max rel <= tol`. Tolerances (fp32): [`TOL_ELEMENTWISE`] for elementwise ops
+//! and data movement, [`TOL_REDUCTION`] for reductions, GEMMs and convolutions. The ResNet step check compares the
+//! losses step by step: `|loss_dev - loss_ref| <= TOL_LOSS * max(1, |loss_ref|)`.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::backend::cpu::Cpu;
+use crate::backend::geom::*;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::model::resnet::{Arch, ResNet};
+use crate::model::{HostState, State};
+use crate::ops::{cross_entropy, Mode};
+use crate::rng::Rng;
+use crate::tensor::{Shape, Tensor};
+
+/// Scale-relative tolerance of elementwise ops and pure data movement (fp32).
+pub const TOL_ELEMENTWISE: f64 = 1e-5;
+/// Scale-relative tolerance of reductions, GEMMs and convolutions (fp32).
+pub const TOL_REDUCTION: f64 = 1e-4;
+/// Relative tolerance on the ResNet-18 training losses, step by step.
+pub const TOL_LOSS: f64 = 1e-3;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Seed of every random input and of the ResNet's weights.
+    pub seed: u64,
+    /// One shape per op and two ResNet steps instead of every shape and four steps.
+    pub quick: bool,
+    /// Print each row to stdout as soon as it is measured (useful when a device crashes the process mid-run).
+    pub live: bool,
+}
+
+impl Options {
+    pub fn new(seed: u64) -> Self {
+        Options { seed, quick: false, live: false }
+    }
+}
+
+/// A seed from the clock, for fresh inputs on every run (print it: `--seed` reproduces the run).
+pub fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    nanos % 1_000_000_007
+}
+
+/// One (op, shape) comparison.
+#[derive(Clone, Debug)]
+pub struct OpRow {
+    pub op: String,
+    pub shape: String,
+    pub max_abs: f64,
+    pub max_rel: f64,
+    pub tol: f64,
+    pub pass: bool,
+    /// On failure: the worst output, the first mismatching element, or the panic / error message.
+    pub note: String,
+}
+
+/// One ResNet SGD step: the loss before the update on both devices.
+#[derive(Clone, Debug)]
+pub struct StepRow {
+    pub step: usize,
+    pub reference: f32,
+    pub device: f32,
+    pub abs_diff: f64,
+    pub tol: f64,
+    pub pass: bool,
+}
+
+/// Everything a self-test measured.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub device: String,
+    pub reference: String,
+    pub ops: Vec<OpRow>,
+    /// What the ResNet check ran (model, input, steps, optimizer).
+    pub resnet: String,
+    pub steps: Vec<StepRow>,
+    /// An error or panic that stopped the ResNet check (a FAIL).
+    pub resnet_error: Option<String>,
+}
+
+impl Report {
+    pub fn ops_failed(&self) -> Vec<&OpRow> {
+        self.ops.iter().filter(|r| !r.pass).collect()
+    }
+
+    pub fn steps_failed(&self) -> usize {
+        self.steps.iter().filter(|s| !s.pass).count() + usize::from(self.resnet_error.is_some())
+    }
+
+    pub fn passed(&self) -> bool {
+        self.ops_failed().is_empty() && self.steps_failed() == 0
+    }
+
+    /// The closing lines: counts and the overall verdict.
+    pub fn summary(&self) -> String {
+        let failed = self.ops_failed();
+        let mut s = format!(
+            "ops: {} of {} cases passed; resnet steps: {} of {} passed{}\n",
+            self.ops.len() - failed.len(),
+            self.ops.len(),
+            self.steps.len() - self.steps.iter().filter(|s| !s.pass).count(),
+            self.steps.len(),
+            self.resnet_error.as_ref().map(|e| format!(" (stopped: {e})")).unwrap_or_default()
+        );
+        for r in &failed {
+            s += &format!("FAIL {} [{}]: {}\n", r.op, r.shape, r.note);
+        }
+        s += &format!("selftest {} (seed {}; rerun with --seed {})", if self.passed() { "PASSED" } else { "FAILED" }, self.seed, self.seed);
+        s
+    }
+}
+
+const OP_HEADER: &str = "op                     shape                              max abs err  max rel err  tolerance  result";
+
+fn op_line(r: &OpRow) -> String {
+    let note = if r.pass || r.note.is_empty() { String::new() } else { format!("  {}", r.note) };
+    format!(
+        "{:<22} {:<34} {:>11.3e}  {:>11.3e}  {:>9.0e}  {}{}",
+        r.op,
+        r.shape,
+        r.max_abs,
+        r.max_rel,
+        r.tol,
+        if r.pass { "PASS" } else { "FAIL" },
+        note
+    )
+}
+
+const STEP_HEADER: &str = "step  loss (reference)  loss (device)   |diff|       tolerance  result";
+
+fn step_line(s: &StepRow) -> String {
+    format!("{:<5} {:<17.8} {:<15.8} {:<12.3e} {:<10.1e} {}", s.step, s.reference, s.device, s.abs_diff, s.tol, if s.pass { "PASS" } else { "FAIL" })
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "selftest: device {} vs reference {}, seed {}", self.device, self.reference, self.seed)?;
+        writeln!(f, "{OP_HEADER}")?;
+        for r in &self.ops {
+            writeln!(f, "{}", op_line(r))?;
+        }
+        writeln!(f, "{}", self.resnet)?;
+        writeln!(f, "{STEP_HEADER}")?;
+        for s in &self.steps {
+            writeln!(f, "{}", step_line(s))?;
+        }
+        write!(f, "{}", self.summary())
+    }
+}
+
+// ---- cases ---------------------------------------------------------------------------------------------------
+
+/// Which format a buffer is uploaded in: the backend's activation format or its parameter-arena format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Act,
+    Param,
+}
+
+#[derive(Clone, Debug)]
+struct HostBuf {
+    name: &'static str,
+    shape: Vec<usize>,
+    role: Role,
+    init: Vec<f32>,
+    /// Compared after the call.
+    out: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Fill(f32),
+    Conv2dFwd(Conv2dGeom, bool),
+    Conv2dBwd(Conv2dGeom, bool, bool),
+    BnTrain(BatchNormGeom),
+    BnEval(BatchNormGeom),
+    BnBwd(BatchNormGeom),
+    ReluFwd,
+    ReluBwd,
+    EluFwd(f32),
+    EluBwd(f32),
+    MaxPoolFwd(MaxPool2dGeom),
+    MaxPoolBwd(MaxPool2dGeom),
+    GmpFwd(GlobalPoolGeom),
+    GmpBwd(GlobalPoolGeom),
+    GapFwd(GlobalPoolGeom),
+    GapBwd(GlobalPoolGeom),
+    LinearFwd(LinearGeom, bool),
+    LinearBwd(LinearGeom, bool, bool),
+    Add,
+    ConcatFwd(ConcatGeom),
+    ConcatBwd(ConcatGeom),
+    CeFwd(CrossEntropyGeom, Vec<u32>),
+    CeBwd(CrossEntropyGeom, Vec<u32>, f32),
+    Sgd(Vec<SgdSegment>, f32),
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    op: &'static str,
+    shape: String,
+    tol: f64,
+    kind: Kind,
+    bufs: Vec<HostBuf>,
+}
+
+impl Case {
+    fn new(op: &'static str, shape: impl Into<String>, tol: f64, kind: Kind) -> Self {
+        Case { op, shape: shape.into(), tol, kind, bufs: Vec::new() }
+    }
+    fn buf(mut self, name: &'static str, shape: &[usize], role: Role, init: Vec<f32>, out: bool) -> Self {
+        assert_eq!(shape.iter().product::<usize>(), init.len(), "selftest case {} buffer {name}", self.op);
+        self.bufs.push(HostBuf { name, shape: shape.to_vec(), role, init, out });
+        self
+    }
+    /// Read-only input.
+    fn input(self, name: &'static str, shape: &[usize], role: Role, init: Vec<f32>) -> Self {
+        self.buf(name, shape, role, init, false)
+    }
+    /// Written output, poisoned with NaN.
+    fn output(self, name: &'static str, shape: &[usize], role: Role) -> Self {
+        let n = shape.iter().product();
+        self.buf(name, shape, role, vec![f32::NAN; n], true)
+    }
+    /// Read-modify-write output (accumulated gradient, running statistic), starting from `init`.
+    fn inout(self, name: &'static str, shape: &[usize], role: Role, init: Vec<f32>) -> Self {
+        self.buf(name, shape, role, init, true)
+    }
+    /// A buffer the op must not touch in this variant (an optional output passed as `None`); not compared.
+    fn unused(self, name: &'static str, shape: &[usize], role: Role) -> Self {
+        let n = shape.iter().product();
+        self.buf(name, shape, role, vec![f32::NAN; n], false)
+    }
+}
+
+use Role::{Act, Param};
+
+fn u(rng: &mut Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    rng.vec_uniform(n, lo, hi)
+}
+
+/// Random values of mixed sign and magnitude: uniform in [-1, 1) times a per-element scale of 10^[-2, 1).
+fn mixed(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.uniform_in(-1.0, 1.0) * 10f32.powf(rng.uniform_in(-2.0, 1.0))).collect()
+}
+
+/// Per-channel batch mean and 1/sqrt(biased var + eps) of `x` `[n, c, hw]`, in f64.
+fn bn_stats(x: &[f32], g: &BatchNormGeom) -> (Vec<f32>, Vec<f32>) {
+    let m = (g.n * g.hw) as f64;
+    let (mut mean, mut invstd) = (vec![0.0; g.c], vec![0.0; g.c]);
+    for ch in 0..g.c {
+        let vals = || (0..g.n).flat_map(move |i| (0..g.hw).map(move |j| x[(i * g.c + ch) * g.hw + j] as f64));
+        let mu = vals().sum::<f64>() / m;
+        let var = vals().map(|v| (v - mu) * (v - mu)).sum::<f64>() / m;
+        mean[ch] = mu as f32;
+        invstd[ch] = (1.0 / (var + g.eps as f64).sqrt()) as f32;
+    }
+    (mean, invstd)
+}
+
+fn softmax_rows(logits: &[f32], k: usize) -> Vec<f32> {
+    let mut p = vec![0.0; logits.len()];
+    for (row, out) in logits.chunks(k).zip(p.chunks_mut(k)) {
+        let mx = row.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+        let s: f64 = row.iter().map(|&v| (v as f64 - mx).exp()).sum();
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = ((v as f64 - mx).exp() / s) as f32;
+        }
+    }
+    p
+}
+
+/// Dims of an elementwise case: NCHW when given four, else flat.
+fn elementwise_shapes(quick: bool) -> Vec<Vec<usize>> {
+    let all = vec![vec![3, 5, 7, 7], vec![67, 129], vec![1, 1, 1, 1]];
+    if quick {
+        all.into_iter().take(1).collect()
+    } else {
+        all
+    }
+}
+
+fn take<T>(v: Vec<T>, quick: bool) -> Vec<T> {
+    if quick {
+        v.into_iter().take(1).collect()
+    } else {
+        v
+    }
+}
+
+fn dims(d: &[usize]) -> String {
+    d.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("x")
+}
+
+/// Every case, inputs drawn from `rng`.
+fn cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
+    let mut cs = Vec::new();
+
+    // fill
+    for d in elementwise_shapes(quick) {
+        cs.push(Case::new("fill", dims(&d), TOL_ELEMENTWISE, Kind::Fill(-0.375)).output("y", &d, Act));
+    }
+
+    // convolution: (n, c_in, h, w, c_out, k, stride, pad)
+    let convs = take(vec![(3, 5, 7, 7, 6, 3, 1, 1), (2, 3, 15, 13, 8, 7, 2, 3), (3, 5, 7, 7, 7, 1, 2, 0), (2, 16, 9, 9, 33, 3, 2, 1)], quick);
+    for (i, &(n, ci, h, w, co, k, s, p)) in convs.iter().enumerate() {
+        let g = Conv2dGeom::new(n, ci, h, w, co, k, s, p);
+        let desc = format!("n{n} c{ci} {h}x{w} -> c{co} k{k} s{s} p{p}");
+        let (xd, wd, yd) = ([n, ci, h, w], [co, ci, k, k], [n, co, g.ho, g.wo]);
+        let with_bias = i % 2 == 0;
+        cs.push(
+            Case::new("conv2d_fwd", format!("{desc}{}", if with_bias { " +bias" } else { "" }), TOL_REDUCTION, Kind::Conv2dFwd(g, with_bias))
+                .input("x", &xd, Act, u(rng, g.x_len(), -1.0, 1.0))
+                .input("w", &wd, Param, u(rng, g.w_len(), -0.3, 0.3))
+                .input("bias", &[co], Param, u(rng, co, -0.5, 0.5))
+                .output("y", &yd, Act),
+        );
+        for (with_dx, with_db) in [(true, with_bias), (false, !with_bias)] {
+            let mut c = Case::new(
+                "conv2d_bwd",
+                format!("{desc}{}{}", if with_dx { " +dx" } else { "" }, if with_db { " +dbias" } else { "" }),
+                TOL_REDUCTION,
+                Kind::Conv2dBwd(g, with_dx, with_db),
+            )
+            .input("x", &xd, Act, u(rng, g.x_len(), -1.0, 1.0))
+            .input("w", &wd, Param, u(rng, g.w_len(), -0.3, 0.3))
+            .input("dy", &yd, Act, u(rng, g.y_len(), -1.0, 1.0));
+            c = if with_dx { c.output("dx", &xd, Act) } else { c.unused("dx", &xd, Act) };
+            c = c.inout("dw", &wd, Param, u(rng, g.w_len(), -1.0, 1.0));
+            c = if with_db { c.inout("dbias", &[co], Param, u(rng, co, -1.0, 1.0)) } else { c.unused("dbias", &[co], Param) };
+            cs.push(c);
+            if quick {
+                break;
+            }
+        }
+    }
+
+    // batch norm: (n, c, h, w); w == 0 marks 1-d batch norm on [n, c]
+    for (n, c, h, w) in take(vec![(3, 5, 7, 7), (7, 67, 0, 0), (2, 16, 15, 15), (3, 129, 1, 1)], quick) {
+        let hw = if w == 0 { 1 } else { h * w };
+        let g = BatchNormGeom { n, c, hw, eps: 1e-5, momentum: 0.1 };
+        let xd: Vec<usize> = if w == 0 { vec![n, c] } else { vec![n, c, h, w] };
+        let desc = if w == 0 { format!("1d n{n} f{c}") } else { format!("2d n{n} c{c} {h}x{w}") };
+        let x: Vec<f32> = u(rng, g.numel(), -2.0, 3.0);
+        let gamma = u(rng, c, 0.5, 1.5);
+        let beta = u(rng, c, -0.5, 0.5);
+        cs.push(
+            Case::new("batch_norm_fwd_train", desc.clone(), TOL_REDUCTION, Kind::BnTrain(g))
+                .input("x", &xd, Act, x.clone())
+                .input("gamma", &[c], Param, gamma.clone())
+                .input("beta", &[c], Param, beta.clone())
+                .inout("running_mean", &[c], Param, u(rng, c, -0.5, 0.5))
+                .inout("running_var", &[c], Param, u(rng, c, 0.5, 1.5))
+                .output("y", &xd, Act)
+                .output("saved_mean", &[c], Param)
+                .output("saved_invstd", &[c], Param),
+        );
+        cs.push(
+            Case::new("batch_norm_fwd_eval", desc.clone(), TOL_ELEMENTWISE, Kind::BnEval(g))
+                .input("x", &xd, Act, x.clone())
+                .input("gamma", &[c], Param, gamma.clone())
+                .input("beta", &[c], Param, beta)
+                .input("running_mean", &[c], Param, u(rng, c, -0.5, 0.5))
+                .input("running_var", &[c], Param, u(rng, c, 0.5, 1.5))
+                .output("y", &xd, Act),
+        );
+        let (mean, invstd) = bn_stats(&x, &g);
+        cs.push(
+            Case::new("batch_norm_bwd", desc, TOL_REDUCTION, Kind::BnBwd(g))
+                .input("x", &xd, Act, x)
+                .input("gamma", &[c], Param, gamma)
+                .input("saved_mean", &[c], Param, mean)
+                .input("saved_invstd", &[c], Param, invstd)
+                .input("dy", &xd, Act, u(rng, g.numel(), -1.0, 1.0))
+                .output("dx", &xd, Act)
+                .inout("dgamma", &[c], Param, u(rng, c, -1.0, 1.0))
+                .inout("dbeta", &[c], Param, u(rng, c, -1.0, 1.0)),
+        );
+    }
+
+    // activations and the residual add
+    for d in elementwise_shapes(quick) {
+        let n: usize = d.iter().product();
+        let x = mixed(rng, n);
+        let y: Vec<f32> = x.iter().map(|&v| v.max(0.0)).collect();
+        cs.push(Case::new("relu_fwd", dims(&d), TOL_ELEMENTWISE, Kind::ReluFwd).input("x", &d, Act, x.clone()).output("y", &d, Act));
+        cs.push(
+            Case::new("relu_bwd", dims(&d), TOL_ELEMENTWISE, Kind::ReluBwd)
+                .input("y", &d, Act, y)
+                .input("dy", &d, Act, mixed(rng, n))
+                .output("dx", &d, Act),
+        );
+        for alpha in [1.0, 0.3] {
+            let shape = format!("{} alpha {alpha}", dims(&d));
+            cs.push(Case::new("elu_fwd", shape.clone(), TOL_ELEMENTWISE, Kind::EluFwd(alpha)).input("x", &d, Act, x.clone()).output("y", &d, Act));
+            cs.push(
+                Case::new("elu_bwd", shape, TOL_ELEMENTWISE, Kind::EluBwd(alpha))
+                    .input("x", &d, Act, x.clone())
+                    .input("dy", &d, Act, mixed(rng, n))
+                    .output("dx", &d, Act),
+            );
+        }
+        cs.push(
+            Case::new("add_fwd", dims(&d), TOL_ELEMENTWISE, Kind::Add)
+                .input("a", &d, Act, mixed(rng, n))
+                .input("b", &d, Act, mixed(rng, n))
+                .output("y", &d, Act),
+        );
+    }
+
+    // windowed max pool: (n, c, h, w, k, stride, pad)
+    for (n, c, h, w, k, s, p) in take(vec![(3, 5, 7, 7, 3, 2, 1), (2, 3, 8, 9, 3, 2, 1), (3, 5, 7, 7, 2, 2, 0), (2, 64, 16, 16, 3, 2, 1)], quick) {
+        let g = MaxPool2dGeom::new(n, c, h, w, k, s, p);
+        let (xd, yd) = ([n, c, h, w], [n, c, g.ho, g.wo]);
+        let desc = format!("n{n} c{c} {h}x{w} k{k} s{s} p{p}");
+        let x = mixed(rng, n * c * h * w);
+        cs.push(
+            Case::new("max_pool2d_fwd", desc.clone(), TOL_ELEMENTWISE, Kind::MaxPoolFwd(g)).input("x", &xd, Act, x.clone()).output("y", &yd, Act),
+        );
+        cs.push(
+            Case::new("max_pool2d_bwd", desc, TOL_ELEMENTWISE, Kind::MaxPoolBwd(g))
+                .input("x", &xd, Act, x)
+                .input("dy", &yd, Act, mixed(rng, n * c * g.ho * g.wo))
+                .output("dx", &xd, Act),
+        );
+    }
+
+    // global pools: (n, c, h, w)
+    for (n, c, h, w) in take(vec![(3, 5, 7, 7), (7, 67, 1, 1), (2, 64, 15, 15), (3, 129, 3, 5)], quick) {
+        let g = GlobalPoolGeom { n, c, hw: h * w };
+        let (xd, yd) = ([n, c, h, w], [n, c]);
+        let desc = format!("n{n} c{c} {h}x{w}");
+        let x = mixed(rng, n * c * h * w);
+        cs.push(
+            Case::new("global_max_pool_fwd", desc.clone(), TOL_ELEMENTWISE, Kind::GmpFwd(g)).input("x", &xd, Act, x.clone()).output("y", &yd, Act),
+        );
+        cs.push(
+            Case::new("global_max_pool_bwd", desc.clone(), TOL_ELEMENTWISE, Kind::GmpBwd(g))
+                .input("x", &xd, Act, x.clone())
+                .input("dy", &yd, Act, mixed(rng, n * c))
+                .output("dx", &xd, Act),
+        );
+        cs.push(Case::new("global_avg_pool_fwd", desc.clone(), TOL_REDUCTION, Kind::GapFwd(g)).input("x", &xd, Act, x).output("y", &yd, Act));
+        cs.push(
+            Case::new("global_avg_pool_bwd", desc, TOL_ELEMENTWISE, Kind::GapBwd(g)).input("dy", &yd, Act, mixed(rng, n * c)).output("dx", &xd, Act),
+        );
+    }
+
+    // linear: (n, in, out)
+    for (i, &(n, fi, fo)) in take(vec![(3, 67, 129), (7, 129, 67), (2, 512, 10), (1, 1, 1), (33, 65, 17)], quick).iter().enumerate() {
+        let g = LinearGeom { n, in_f: fi, out_f: fo };
+        let desc = format!("n{n} in{fi} out{fo}");
+        let with_bias = i % 2 == 0;
+        cs.push(
+            Case::new("linear_fwd", format!("{desc}{}", if with_bias { " +bias" } else { "" }), TOL_REDUCTION, Kind::LinearFwd(g, with_bias))
+                .input("x", &[n, fi], Act, u(rng, n * fi, -1.0, 1.0))
+                .input("w", &[fo, fi], Param, u(rng, fo * fi, -0.3, 0.3))
+                .input("bias", &[fo], Param, u(rng, fo, -0.5, 0.5))
+                .output("y", &[n, fo], Act),
+        );
+        for (with_dx, with_db) in [(true, with_bias), (false, !with_bias)] {
+            let mut c = Case::new(
+                "linear_bwd",
+                format!("{desc}{}{}", if with_dx { " +dx" } else { "" }, if with_db { " +dbias" } else { "" }),
+                TOL_REDUCTION,
+                Kind::LinearBwd(g, with_dx, with_db),
+            )
+            .input("x", &[n, fi], Act, u(rng, n * fi, -1.0, 1.0))
+            .input("w", &[fo, fi], Param, u(rng, fo * fi, -0.3, 0.3))
+            .input("dy", &[n, fo], Act, u(rng, n * fo, -1.0, 1.0));
+            c = if with_dx { c.output("dx", &[n, fi], Act) } else { c.unused("dx", &[n, fi], Act) };
+            c = c.inout("dw", &[fo, fi], Param, u(rng, fo * fi, -1.0, 1.0));
+            c = if with_db { c.inout("dbias", &[fo], Param, u(rng, fo, -1.0, 1.0)) } else { c.unused("dbias", &[fo], Param) };
+            cs.push(c);
+            if quick {
+                break;
+            }
+        }
+    }
+
+    // concat: (n, h, w, channels)
+    for (n, h, w, channels) in take(vec![(3, 7, 7, vec![5, 3, 2]), (2, 1, 1, vec![64, 67]), (1, 5, 3, vec![1])], quick) {
+        let g = ConcatGeom { n, hw: h * w, channels: channels.clone() };
+        let desc = format!("n{n} {h}x{w} c{}", channels.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("+"));
+        let yd = [n, g.c_total(), h, w];
+        let mut fwd = Case::new("concat_fwd", desc.clone(), TOL_ELEMENTWISE, Kind::ConcatFwd(g.clone()));
+        for &c in &channels {
+            fwd = fwd.input("x", &[n, c, h, w], Act, mixed(rng, n * c * h * w));
+        }
+        cs.push(fwd.output("y", &yd, Act));
+        let mut bwd =
+            Case::new("concat_bwd", desc, TOL_ELEMENTWISE, Kind::ConcatBwd(g.clone())).input("dy", &yd, Act, mixed(rng, yd.iter().product()));
+        for &c in &channels {
+            bwd = bwd.output("dx", &[n, c, h, w], Act);
+        }
+        cs.push(bwd);
+    }
+
+    // softmax cross-entropy: (n, k)
+    for (n, k) in take(vec![(3, 10), (7, 67), (2, 1000), (1, 1)], quick) {
+        let g = CrossEntropyGeom { n, k };
+        let labels: Vec<u32> = (0..n).map(|_| rng.below(k) as u32).collect();
+        let desc = format!("n{n} k{k}");
+        let logits: Vec<f32> = u(rng, n * k, -8.0, 8.0);
+        cs.push(
+            Case::new("cross_entropy_fwd", desc.clone(), TOL_REDUCTION, Kind::CeFwd(g, labels.clone()))
+                .input("logits", &[n, k], Act, logits.clone())
+                .output("probs", &[n, k], Act)
+                .output("loss", &[1], Act),
+        );
+        cs.push(
+            Case::new("cross_entropy_bwd", format!("{desc} dloss 0.7"), TOL_ELEMENTWISE, Kind::CeBwd(g, labels, 0.7))
+                .input("probs", &[n, k], Act, softmax_rows(&logits, k))
+                .output("dlogits", &[n, k], Act),
+        );
+    }
+
+    // SGD over an arena of segments with different settings; a first update (has_momentum = 0) must not read its
+    // momentum buffer, which therefore starts as NaN there.
+    let lens = if quick { vec![5 * 3 * 3 * 3, 67] } else { vec![5 * 3 * 3 * 3, 67, 1, 129 * 67, 1000] };
+    let mut segs = Vec::new();
+    let mut offset = 0;
+    for (i, &len) in lens.iter().enumerate() {
+        segs.push(SgdSegment {
+            offset,
+            len,
+            lr: [0.1, 0.01, 0.5, 0.03, 0.2][i],
+            weight_decay: [5e-4, 0.0, 1e-2, 5e-4, 0.0][i],
+            has_momentum: (i % 2 == 0) as u32,
+        });
+        offset += len;
+    }
+    let total = offset;
+    let mut bufs = u(rng, total, -1.0, 1.0);
+    for s in segs.iter().filter(|s| s.has_momentum == 0) {
+        bufs[s.offset..s.offset + s.len].fill(f32::NAN);
+    }
+    let desc = format!("{} segments, {total} params", segs.len());
+    for momentum in [0.9, 0.0] {
+        cs.push(
+            Case::new("sgd_step", format!("{desc} momentum {momentum}"), TOL_ELEMENTWISE, Kind::Sgd(segs.clone(), momentum))
+                .inout("params", &[total], Param, u(rng, total, -1.0, 1.0))
+                .input("grads", &[total], Param, mixed(rng, total))
+                .inout("bufs", &[total], Param, bufs.clone()),
+        );
+    }
+    cs
+}
+
+// ---- running one case on one backend -------------------------------------------------------------------------
+
+/// A device buffer and its length in elements.
+type DevBuf<B> = (<B as Backend>::Buf, usize);
+
+fn v<'a, B: Backend>(b: &B, e: &'a DevBuf<B>) -> B::View<'a> {
+    b.view(&e.0, 0..e.1)
+}
+
+fn vm<'a, B: Backend>(b: &B, e: &'a mut DevBuf<B>) -> B::ViewMut<'a> {
+    b.view_mut(&mut e.0, 0..e.1)
+}
+
+fn bad_case(case: &Case) -> Error {
+    Error::Backend { backend: "selftest".into(), reason: format!("case {} has an unexpected buffer list", case.op) }
+}
+
+/// Uploads the case's buffers to `b`, runs the op, downloads the compared outputs (in buffer order).
+fn run_case<B: Backend>(b: &B, case: &Case) -> Result<Vec<Vec<f32>>> {
+    let mut bufs: Vec<DevBuf<B>> = Vec::with_capacity(case.bufs.len());
+    for hb in &case.bufs {
+        let format = if hb.role == Act { b.activation_format() } else { b.param_format() };
+        bufs.push((b.upload(&Shape(hb.shape.clone()), format, &hb.init)?, hb.init.len()));
+    }
+    let bad = || bad_case(case);
+    match &case.kind {
+        Kind::Fill(value) => {
+            let [y] = &mut bufs[..] else { return Err(bad()) };
+            let n = y.1;
+            b.fill(n, *value, vm(b, y));
+        }
+        Kind::Conv2dFwd(g, with_bias) => {
+            let [x, w, bias, y] = &mut bufs[..] else { return Err(bad()) };
+            b.conv2d_fwd(g, v(b, x), v(b, w), with_bias.then(|| v(b, bias)), vm(b, y));
+        }
+        Kind::Conv2dBwd(g, with_dx, with_db) => {
+            let [x, w, dy, dx, dw, db] = &mut bufs[..] else { return Err(bad()) };
+            b.conv2d_bwd(g, v(b, x), v(b, w), v(b, dy), with_dx.then(|| vm(b, dx)), vm(b, dw), with_db.then(|| vm(b, db)));
+        }
+        Kind::BnTrain(g) => {
+            let [x, gamma, beta, rm, rv, y, sm, si] = &mut bufs[..] else { return Err(bad()) };
+            b.batch_norm_fwd_train(g, v(b, x), v(b, gamma), v(b, beta), vm(b, rm), vm(b, rv), vm(b, y), vm(b, sm), vm(b, si));
+        }
+        Kind::BnEval(g) => {
+            let [x, gamma, beta, rm, rv, y] = &mut bufs[..] else { return Err(bad()) };
+            b.batch_norm_fwd_eval(g, v(b, x), v(b, gamma), v(b, beta), v(b, rm), v(b, rv), vm(b, y));
+        }
+        Kind::BnBwd(g) => {
+            let [x, gamma, sm, si, dy, dx, dg, db] = &mut bufs[..] else { return Err(bad()) };
+            b.batch_norm_bwd(g, v(b, x), v(b, gamma), v(b, sm), v(b, si), v(b, dy), vm(b, dx), vm(b, dg), vm(b, db));
+        }
+        Kind::ReluFwd => {
+            let [x, y] = &mut bufs[..] else { return Err(bad()) };
+            b.relu_fwd(x.1, v(b, x), vm(b, y));
+        }
+        Kind::ReluBwd => {
+            let [y, dy, dx] = &mut bufs[..] else { return Err(bad()) };
+            b.relu_bwd(y.1, v(b, y), v(b, dy), vm(b, dx));
+        }
+        Kind::EluFwd(alpha) => {
+            let [x, y] = &mut bufs[..] else { return Err(bad()) };
+            b.elu_fwd(x.1, *alpha, v(b, x), vm(b, y));
+        }
+        Kind::EluBwd(alpha) => {
+            let [x, dy, dx] = &mut bufs[..] else { return Err(bad()) };
+            b.elu_bwd(x.1, *alpha, v(b, x), v(b, dy), vm(b, dx));
+        }
+        Kind::MaxPoolFwd(g) => {
+            let [x, y] = &mut bufs[..] else { return Err(bad()) };
+            b.max_pool2d_fwd(g, v(b, x), vm(b, y));
+        }
+        Kind::MaxPoolBwd(g) => {
+            let [x, dy, dx] = &mut bufs[..] else { return Err(bad()) };
+            b.max_pool2d_bwd(g, v(b, x), v(b, dy), vm(b, dx));
+        }
+        Kind::GmpFwd(g) => {
+            let [x, y] = &mut bufs[..] else { return Err(bad()) };
+            b.global_max_pool_fwd(g, v(b, x), vm(b, y));
+        }
+        Kind::GmpBwd(g) => {
+            let [x, dy, dx] = &mut bufs[..] else { return Err(bad()) };
+            b.global_max_pool_bwd(g, v(b, x), v(b, dy), vm(b, dx));
+        }
+        Kind::GapFwd(g) => {
+            let [x, y] = &mut bufs[..] else { return Err(bad()) };
+            b.global_avg_pool_fwd(g, v(b, x), vm(b, y));
+        }
+        Kind::GapBwd(g) => {
+            let [dy, dx] = &mut bufs[..] else { return Err(bad()) };
+            b.global_avg_pool_bwd(g, v(b, dy), vm(b, dx));
+        }
+        Kind::LinearFwd(g, with_bias) => {
+            let [x, w, bias, y] = &mut bufs[..] else { return Err(bad()) };
+            b.linear_fwd(g, v(b, x), v(b, w), with_bias.then(|| v(b, bias)), vm(b, y));
+        }
+        Kind::LinearBwd(g, with_dx, with_db) => {
+            let [x, w, dy, dx, dw, db] = &mut bufs[..] else { return Err(bad()) };
+            b.linear_bwd(g, v(b, x), v(b, w), v(b, dy), with_dx.then(|| vm(b, dx)), vm(b, dw), with_db.then(|| vm(b, db)));
+        }
+        Kind::Add => {
+            let [a, c, y] = &mut bufs[..] else { return Err(bad()) };
+            b.add_fwd(a.1, v(b, a), v(b, c), vm(b, y));
+        }
+        Kind::ConcatFwd(g) => {
+            let Some((y, xs)) = bufs.split_last_mut() else { return Err(bad()) };
+            let views: Vec<B::View<'_>> = xs.iter().map(|e| v(b, e)).collect();
+            b.concat_fwd(g, &views, vm(b, y));
+        }
+        Kind::ConcatBwd(g) => {
+            let Some((dy, dxs)) = bufs.split_first_mut() else { return Err(bad()) };
+            let views: Vec<B::ViewMut<'_>> = dxs.iter_mut().map(|e| vm(b, e)).collect();
+            b.concat_bwd(g, v(b, dy), views);
+        }
+        Kind::CeFwd(g, labels) => {
+            let [logits, probs, loss] = &mut bufs[..] else { return Err(bad()) };
+            b.cross_entropy_fwd(g, v(b, logits), labels, vm(b, probs), vm(b, loss));
+        }
+        Kind::CeBwd(g, labels, dloss) => {
+            let [probs, dlogits] = &mut bufs[..] else { return Err(bad()) };
+            b.cross_entropy_bwd(g, v(b, probs), labels, *dloss, vm(b, dlogits));
+        }
+        Kind::Sgd(segs, momentum) => {
+            let [params, grads, mbufs] = &mut bufs[..] else { return Err(bad()) };
+            b.sgd_step(segs, *momentum, vm(b, params), v(b, grads), vm(b, mbufs));
+        }
+    }
+    let mut outs = Vec::new();
+    for (hb, (buf, _)) in case.bufs.iter().zip(&bufs) {
+        if hb.out {
+            let format = if hb.role == Act { b.activation_format() } else { b.param_format() };
+            outs.push(b.download(&Shape(hb.shape.clone()), format, buf)?);
+        }
+    }
+    Ok(outs)
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "panic".into())
+}
+
+/// `run_case`, with a panic turned into an error message.
+fn run_guarded<B: Backend>(b: &B, case: &Case) -> std::result::Result<Vec<Vec<f32>>, String> {
+    match catch_unwind(AssertUnwindSafe(|| run_case(b, case))) {
+        Ok(Ok(outs)) => Ok(outs),
+        Ok(Err(e)) => Err(format!("error: {e}")),
+        Err(p) => Err(format!("panicked: {}", panic_message(p))),
+    }
+}
+
+/// Error of one output: (max abs, scale-relative max, first mismatch description).
+fn compare(name: &str, got: &[f32], reference: &[f32], tol: f64) -> (f64, f64, Option<String>) {
+    if got.len() != reference.len() {
+        return (f64::INFINITY, f64::INFINITY, Some(format!("{name}: {} values, reference has {}", got.len(), reference.len())));
+    }
+    let scale = reference.iter().filter(|r| r.is_finite()).fold(0f64, |a, &r| a.max((r as f64).abs()));
+    let denom = if scale > 0.0 { scale } else { 1.0 };
+    let mut max_abs = 0f64;
+    let mut first = None;
+    for (i, (&g, &r)) in got.iter().zip(reference).enumerate() {
+        let d = if r.is_finite() {
+            if g.is_finite() {
+                (g as f64 - r as f64).abs()
+            } else {
+                f64::INFINITY
+            }
+        } else if g.is_nan() == r.is_nan() && (r.is_nan() || g == r) {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+        if d > tol * denom && first.is_none() {
+            let what = if g.is_nan() && !r.is_nan() { " (unwritten: still NaN)" } else { "" };
+            first = Some(format!("{name}[{i}] = {g} vs {r}{what}"));
+        }
+        max_abs = max_abs.max(d);
+    }
+    (max_abs, max_abs / denom, first)
+}
+
+fn measure<D: Backend>(dev: &D, cpu: &Cpu, case: &Case) -> OpRow {
+    let mut row = OpRow { op: case.op.into(), shape: case.shape.clone(), max_abs: 0.0, max_rel: 0.0, tol: case.tol, pass: true, note: String::new() };
+    let fail = |mut row: OpRow, note: String| {
+        row.max_abs = f64::INFINITY;
+        row.max_rel = f64::INFINITY;
+        row.pass = false;
+        row.note = note;
+        row
+    };
+    let reference = match run_guarded(cpu, case) {
+        Ok(o) => o,
+        Err(e) => return fail(row, format!("the CPU reference failed: {e}")),
+    };
+    let got = match run_guarded(dev, case) {
+        Ok(o) => o,
+        Err(e) => return fail(row, e),
+    };
+    let names = case.bufs.iter().filter(|b| b.out).map(|b| b.name);
+    let mut worst_rel = -1.0;
+    for ((name, g), r) in names.zip(&got).zip(&reference) {
+        let (abs, rel, first) = compare(name, g, r, case.tol);
+        row.max_abs = row.max_abs.max(abs);
+        if rel > worst_rel {
+            worst_rel = rel;
+            row.max_rel = rel;
+        }
+        if let Some(f) = first {
+            if row.pass {
+                row.note = format!("first mismatch {f}");
+            }
+            row.pass = false;
+        }
+    }
+    row
+}
+
+// ---- ResNet steps --------------------------------------------------------------------------------------------
+
+struct StepSetup {
+    arch: Arch,
+    classes: usize,
+    n: usize,
+    size: usize,
+    steps: usize,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+}
+
+/// Losses of `steps` SGD steps (each loss measured before its update) from the weights in `host`.
+fn train_losses<B: Backend>(
+    b: &B,
+    s: &StepSetup,
+    net: &ResNet,
+    reg: &crate::model::Registry,
+    host: &HostState,
+    input: &[f32],
+    labels: &[u32],
+) -> Result<Vec<f32>> {
+    let mut st = State::upload(b, reg, host)?;
+    let mut losses = Vec::with_capacity(s.steps);
+    for _ in 0..s.steps {
+        let x = Tensor::from_host(b, [s.n, 3, s.size, s.size], input)?;
+        st.params.zero_grad(b);
+        let acts = net.forward(b, &mut st, x, Mode::Train, 4)?;
+        let pooled = net.pooled_features(b, &acts)?;
+        let logits = net.logits(b, &st, &pooled)?;
+        let (loss, saved) = cross_entropy::forward(b, &logits, labels)?;
+        let dlogits = cross_entropy::backward(b, &saved, labels, 1.0)?;
+        let d4 = net.logits_backward(b, &mut st, &acts.output().shape, &pooled, &dlogits)?;
+        net.backward(b, &mut st, &acts, vec![None, None, None, Some(d4)], false)?;
+        st.params.sgd_step(b, s.lr, s.momentum, s.weight_decay, |_| true);
+        losses.push(loss);
+    }
+    Ok(losses)
+}
+
+fn train_guarded<B: Backend>(
+    b: &B,
+    s: &StepSetup,
+    net: &ResNet,
+    reg: &crate::model::Registry,
+    host: &HostState,
+    input: &[f32],
+    labels: &[u32],
+) -> std::result::Result<Vec<f32>, String> {
+    match catch_unwind(AssertUnwindSafe(|| train_losses(b, s, net, reg, host, input, labels))) {
+        Ok(Ok(l)) => Ok(l),
+        Ok(Err(e)) => Err(format!("error: {e}")),
+        Err(p) => Err(format!("panicked: {}", panic_message(p))),
+    }
+}
+
+// ---- the harness ---------------------------------------------------------------------------------------------
+
+/// Runs every op case and the ResNet step check on `dev` against [`Cpu`], inputs seeded by `opts.seed`.
+pub fn run<D: Backend>(dev: &D, opts: &Options) -> Report {
+    let cpu = Cpu::new();
+    let mut report = Report {
+        seed: opts.seed,
+        device: dev.name(),
+        reference: cpu.name(),
+        ops: Vec::new(),
+        resnet: String::new(),
+        steps: Vec::new(),
+        resnet_error: None,
+    };
+    if opts.live {
+        println!("selftest: device {} vs reference {}, seed {}", report.device, report.reference, report.seed);
+        println!("{OP_HEADER}");
+    }
+    let mut rng = Rng::new(opts.seed);
+    for case in cases(&mut rng, opts.quick) {
+        let row = measure(dev, &cpu, &case);
+        if opts.live {
+            println!("{}", op_line(&row));
+        }
+        report.ops.push(row);
+    }
+
+    let s = StepSetup {
+        arch: Arch::ResNet18,
+        classes: 10,
+        n: 4,
+        size: 64,
+        steps: if opts.quick { 2 } else { 4 },
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+    };
+    report.resnet = format!(
+        "{} SGD steps of {} ({} classes) on {}x3x{}x{}, lr {} momentum {} weight decay {}, same initial weights (seed {}); \
+         tolerance |diff| <= {:.0e} * max(1, |loss|)",
+        s.steps, s.arch, s.classes, s.n, s.size, s.size, s.lr, s.momentum, s.weight_decay, opts.seed, TOL_LOSS
+    );
+    if opts.live {
+        println!("{}", report.resnet);
+    }
+    let (net, reg) = ResNet::new(s.arch, Some(s.classes), false);
+    let host = HostState::init(&reg, opts.seed);
+    let mut rng = Rng::new(opts.seed.wrapping_add(1));
+    let input = rng.vec_uniform(s.n * 3 * s.size * s.size, -2.0, 2.0);
+    let labels: Vec<u32> = (0..s.n).map(|_| rng.below(s.classes) as u32).collect();
+    let reference = train_guarded(&cpu, &s, &net, &reg, &host, &input, &labels);
+    let got = train_guarded(dev, &s, &net, &reg, &host, &input, &labels);
+    match (reference, got) {
+        (Err(e), _) => report.resnet_error = Some(format!("the CPU reference failed: {e}")),
+        (_, Err(e)) => report.resnet_error = Some(e),
+        (Ok(r), Ok(g)) => {
+            if opts.live {
+                println!("{STEP_HEADER}");
+            }
+            for (i, (&r, &g)) in r.iter().zip(&g).enumerate() {
+                let diff = if g.is_finite() { (g as f64 - r as f64).abs() } else { f64::INFINITY };
+                let tol = TOL_LOSS * (r.abs() as f64).max(1.0);
+                let row = StepRow { step: i, reference: r, device: g, abs_diff: diff, tol, pass: diff <= tol };
+                if opts.live {
+                    println!("{}", step_line(&row));
+                }
+                report.steps.push(row);
+            }
+        }
+    }
+    if opts.live {
+        if let Some(e) = &report.resnet_error {
+            println!("resnet steps: FAIL: {e}");
+        }
+    }
+    report
+}
