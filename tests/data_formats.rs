@@ -5,6 +5,7 @@
 //! `FGSSL_HAM10000`, `FGSSL_MEDMNIST` point at user-supplied roots.
 
 mod common_data;
+mod support;
 
 use std::path::Path;
 use std::process::Command;

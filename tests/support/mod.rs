@@ -20,6 +20,9 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+    pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+        self.0.join(p)
+    }
 }
 
 impl Drop for TempDir {
