@@ -49,8 +49,7 @@ pub struct EmbedArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
-    /// auto, cpu, cuda or cuda:N (auto means cpu until the CUDA backend has passed selftest on a GPU; cuda runs the
-    /// compile-checked CUDA backend).
+    /// auto, cpu, cuda or cuda:N (auto: CUDA device 0 when usable, else the CPU).
     #[arg(long, default_value = "auto")]
     pub device: Device,
 }

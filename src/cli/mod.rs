@@ -41,10 +41,10 @@ enum Command {
     Selftest(selftest::SelftestArgs),
 }
 
-/// Where to compute. Only the CPU backend computes in this build; `auto` resolves to it.
+/// Where to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
-    /// The best available device (the CPU until the CUDA backend is complete).
+    /// CUDA device 0 when one is usable, else the CPU.
     Auto,
     Cpu,
     /// A CUDA GPU by ordinal (`cuda` is `cuda:0`).
@@ -99,20 +99,17 @@ pub(crate) enum Selected {
     Cuda(Box<crate::backend::cuda::Cuda>),
 }
 
-/// Opens the backend `--device` asks for. `auto` stays on the CPU for now: the CUDA backend is compile-checked
-/// but has not yet passed `fgssl selftest` on a GPU, so it is used only when asked for by name.
+/// Opens the backend `--device` asks for. `auto` takes CUDA device 0 when a driver is present and the device opens
+/// (NVRTC included); otherwise it says why on stderr and uses the CPU. A device asked for by name never falls back.
 pub(crate) fn select_backend(device: Device) -> CliResult<Selected> {
-    use crate::backend::cuda::{probe, Cuda, CudaDevice};
+    use crate::backend::cuda::{probe, Cuda};
     match device {
         Device::Cpu => Ok(Selected::Cpu(crate::backend::cpu::Cpu::new())),
         Device::Auto => {
             if probe::driver_present() {
-                if let Ok(gpu) = CudaDevice::open(0) {
-                    eprintln!(
-                        "note: CUDA device found ({}); the CUDA backend is not verified on a GPU yet, so `auto` uses the CPU \
-                         (pass --device cuda to use it)",
-                        gpu.describe()
-                    );
+                match Cuda::open(0) {
+                    Ok(cuda) => return Ok(Selected::Cuda(Box::new(cuda))),
+                    Err(e) => eprintln!("note: --device auto: CUDA driver found but cuda:0 is unusable ({e}); using the CPU"),
                 }
             }
             Ok(Selected::Cpu(crate::backend::cpu::Cpu::new()))
