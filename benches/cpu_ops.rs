@@ -53,13 +53,13 @@ fn resnet18_step(c: &mut Criterion) {
         bench.iter(|| {
             let x = Tensor::from_host(&b, [n, 3, size, size], &input).unwrap();
             st.params.zero_grad(&b);
-            let acts = net.forward(&b, &mut st, x, Mode::Train, 4).unwrap();
+            let acts = net.forward(&b, &mut st, &x, Mode::Train, 4).unwrap();
             let pooled = net.pooled_features(&b, &acts).unwrap();
             let logits = net.logits(&b, &st, &pooled).unwrap();
             let (_loss, saved) = cross_entropy::forward(&b, &logits, &labels).unwrap();
             let dlogits = cross_entropy::backward(&b, &saved, &labels, 1.0).unwrap();
             let d4 = net.logits_backward(&b, &mut st, &acts.output().shape, &pooled, &dlogits).unwrap();
-            net.backward(&b, &mut st, &acts, vec![None, None, None, Some(d4)], false).unwrap();
+            net.backward(&b, &mut st, &x, &acts, vec![None, None, None, Some(d4)], false).unwrap();
             st.params.sgd_step(&b, 0.01, 0.9, 5e-4, |_| true);
         })
     });

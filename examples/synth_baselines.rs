@@ -162,7 +162,7 @@ fn main() -> fgssl::Result<()> {
             };
             let input = Tensor::from_host(&b, [args.batch, 3, s, s], &x)?;
             st.params.zero_grad(&b);
-            let acts = net.forward(&b, &mut st, input, Mode::Train, 4)?;
+            let acts = net.forward(&b, &mut st, &input, Mode::Train, 4)?;
             let pooled = net.pooled_features(&b, &acts)?;
             let logits = net.logits(&b, &st, &pooled)?;
             let host_logits = logits.to_host(&b)?;
@@ -171,7 +171,7 @@ fn main() -> fgssl::Result<()> {
             loss_sum += loss as f64;
             let dlogits = cross_entropy::backward(&b, &saved, &y, 1.0)?;
             let d4 = net.logits_backward(&b, &mut st, &acts.output().shape, &pooled, &dlogits)?;
-            net.backward(&b, &mut st, &acts, vec![None, None, None, Some(d4)], false)?;
+            net.backward(&b, &mut st, &input, &acts, vec![None, None, None, Some(d4)], false)?;
             st.params.sgd_step(&b, lr, 0.9, 5e-4, |_| true);
             step += 1;
         }
@@ -192,7 +192,7 @@ fn main() -> fgssl::Result<()> {
         let mut xb = Vec::with_capacity(chunk.len() * px);
         chunk.iter().for_each(|&i| xb.extend_from_slice(&inputs[i]));
         let input = Tensor::from_host(&b, [chunk.len(), 3, s, s], &xb)?;
-        let pooled = net.embed(&b, &mut st, input)?;
+        let pooled = net.embed(&b, &mut st, &input)?;
         let logits = net.logits(&b, &st, &pooled)?.to_host(&b)?;
         pred.extend(argmax_rows(&logits, cfg.classes));
     }

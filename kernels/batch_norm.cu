@@ -22,15 +22,18 @@
 //      residual may be NULL; relu = 0/1. (residual + relu are the fused BN+ReLU / BN+add+ReLU forward variants.)
 //      Called with (saved_mean, saved_invstd) after 1-2.
 // EVAL FORWARD = 1 launch: batch_norm_fwd_eval, block FG_BLOCK, grid any (grid-stride):
-//      y = (x - running_mean[c]) * (gamma[c] / sqrt(running_var[c] + eps)) + beta[c].
-// BACKWARD = 3 launches (dx WRITTEN, dgamma/dbeta ACCUMULATED +=):
-//   1. batch_norm_bwd_partial  grid (P, C), block FG_BLOCK, static smem 256 B: partial sums of dy and dy*xhat,
+//      y = (x - running_mean[c]) * (gamma[c] / sqrt(running_var[c] + eps)) + beta[c]  [+ residual] [then ReLU]
+//      (same epilogue arguments as batch_norm_apply).
+// BACKWARD = 3 launches (dx WRITTEN, dgamma/dbeta ACCUMULATED +=). Fused BN+ReLU / BN+add+ReLU backward: pass
+// the fused forward's output `y` (nullable): every kernel then reads the gradient as g = (y > 0) ? dy : 0 (exactly
+// relu_bwd), and batch_norm_bwd_dx also writes g to `dresidual` (nullable; the residual's gradient for BN+add+ReLU).
+//   1. batch_norm_bwd_partial  grid (P, C), block FG_BLOCK, static smem 256 B: partial sums of g and g*xhat,
 //      xhat = (x - mean) * invstd, in double.
 //   2. batch_norm_bwd_finalize  block FG_BLOCK, grid ceil(C / 256): dgamma[c] += sum dy*xhat; dbeta[c] += sum dy;
 //      writes coef[4c .. 4c+4] = (mean, k, a, b), k = gamma*invstd, a = -k*invstd*sum(dy*xhat)/cnt,
 //      b = -k*sum(dy)/cnt. Workspace `coef`: 4 * C floats.
-//   3. batch_norm_bwd_dx  block FG_BLOCK, grid any (grid-stride over n*c*hw): dx = dy*k + (x - mean)*a + b.
-// (For a fused BN+ReLU backward, run relu_bwd first into the dy buffer: the gradients are identical.)
+//   3. batch_norm_bwd_dx  block FG_BLOCK, grid any (grid-stride over n*c*hw): dx = g*k + (x - mean)*a + b
+//      [and dresidual = g].
 //
 // Signatures:
 //   batch_norm_stats_partial(BatchNormGeom g, const float* x, double* partial)
@@ -39,13 +42,15 @@
 //   batch_norm_apply(BatchNormGeom g, const float* x, const float* mean, const float* invstd, const float* gamma,
 //                    const float* beta, const float* residual /* nullable */, unsigned int relu, float* y)
 //   batch_norm_fwd_eval(BatchNormGeom g, const float* x, const float* gamma, const float* beta,
-//                       const float* running_mean, const float* running_var, float* y)
-//   batch_norm_bwd_partial(BatchNormGeom g, const float* x, const float* dy, const float* saved_mean,
-//                          const float* saved_invstd, double* partial)
+//                       const float* running_mean, const float* running_var, const float* residual /* nullable */,
+//                       unsigned int relu, float* y)
+//   batch_norm_bwd_partial(BatchNormGeom g, const float* x, const float* dy, const float* y /* nullable */,
+//                          const float* saved_mean, const float* saved_invstd, double* partial)
 //   batch_norm_bwd_finalize(BatchNormGeom g, const double* partial, unsigned int P, const float* gamma,
 //                           const float* saved_mean, const float* saved_invstd, float* dgamma, float* dbeta,
 //                           float* coef)
-//   batch_norm_bwd_dx(BatchNormGeom g, const float* x, const float* dy, const float* coef, float* dx)
+//   batch_norm_bwd_dx(BatchNormGeom g, const float* x, const float* dy, const float* y /* nullable */,
+//                     const float* coef, float* dx, float* dresidual /* nullable */)
 #ifndef FG_COMMON_CUH
 #include "common.cuh"
 #endif
@@ -56,6 +61,12 @@ struct BatchNormGeom {
     float eps, momentum;
 };
 static_assert(sizeof(BatchNormGeom) == 32, "BatchNormGeom layout");
+
+// The gradient reaching the affine map: dy, masked by the fused forward's output when there is one (relu_bwd's
+// rule: y > 0 passes, anything else, NaN included, gives 0).
+__device__ __forceinline__ float bn_grad(const float* __restrict__ dy, const float* __restrict__ y, u64 i) {
+    return (y == nullptr || y[i] > 0.0f) ? dy[i] : 0.0f;
+}
 
 // Chunk [e0, e1) of channel c's cnt values for block blockIdx.x of gridDim.x.
 __device__ __forceinline__ void bn_chunk(u64 cnt, u64& e0, u64& e1) {
@@ -133,17 +144,23 @@ extern "C" __global__ void batch_norm_apply(BatchNormGeom g, const float* __rest
 extern "C" __global__ void batch_norm_fwd_eval(BatchNormGeom g, const float* __restrict__ x,
                                                const float* __restrict__ gamma, const float* __restrict__ beta,
                                                const float* __restrict__ running_mean,
-                                               const float* __restrict__ running_var, float* __restrict__ y) {
+                                               const float* __restrict__ running_var,
+                                               const float* __restrict__ residual, unsigned int relu,
+                                               float* __restrict__ y) {
     const u64 total = g.n * g.c * g.hw;
     FG_GRID_STRIDE(e, total) {
         const u64 plane = fg_div(e, g.hw), c = plane - fg_div(plane, g.c) * g.c;
         const float scale = gamma[c] / sqrtf(running_var[c] + g.eps);
-        y[e] = __fadd_rn(__fmul_rn(x[e] - running_mean[c], scale), beta[c]);
+        float v = __fadd_rn(__fmul_rn(x[e] - running_mean[c], scale), beta[c]);
+        if (residual) v += residual[e];
+        if (relu) v = (v > 0.0f || fg_isnan(v)) ? v : 0.0f;
+        y[e] = v;
     }
 }
 
 extern "C" __global__ void batch_norm_bwd_partial(BatchNormGeom g, const float* __restrict__ x,
-                                                  const float* __restrict__ dy, const float* __restrict__ saved_mean,
+                                                  const float* __restrict__ dy, const float* __restrict__ y,
+                                                  const float* __restrict__ saved_mean,
                                                   const float* __restrict__ saved_invstd, double* __restrict__ partial) {
     __shared__ double scratch[32];
     const u64 c = blockIdx.y, cnt = g.n * g.hw;
@@ -153,7 +170,7 @@ extern "C" __global__ void batch_norm_bwd_partial(BatchNormGeom g, const float* 
     double sdy = 0.0, sdyx = 0.0;
     for (u64 e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
         const u64 a = bn_addr(g, c, e);
-        const double d = (double)dy[a];
+        const double d = (double)bn_grad(dy, y, a);
         sdy += d;
         sdyx += d * (((double)x[a] - mean) * invstd);
     }
@@ -188,11 +205,14 @@ extern "C" __global__ void batch_norm_bwd_finalize(BatchNormGeom g, const double
 }
 
 extern "C" __global__ void batch_norm_bwd_dx(BatchNormGeom g, const float* __restrict__ x, const float* __restrict__ dy,
-                                             const float* __restrict__ coef, float* __restrict__ dx) {
+                                             const float* __restrict__ y, const float* __restrict__ coef,
+                                             float* __restrict__ dx, float* __restrict__ dresidual) {
     const u64 total = g.n * g.c * g.hw;
     FG_GRID_STRIDE(e, total) {
         const u64 plane = fg_div(e, g.hw), c = plane - fg_div(plane, g.c) * g.c;
         const float4 q = reinterpret_cast<const float4*>(coef)[c];  // (mean, k, a, b); coef 16-byte aligned
-        dx[e] = __fadd_rn(__fadd_rn(__fmul_rn(dy[e], q.y), __fmul_rn(x[e] - q.x, q.z)), q.w);
+        const float d = bn_grad(dy, y, e);
+        dx[e] = __fadd_rn(__fadd_rn(__fmul_rn(d, q.y), __fmul_rn(x[e] - q.x, q.z)), q.w);
+        if (dresidual) dresidual[e] = d;
     }
 }

@@ -3,6 +3,7 @@
 //! Layers, top to bottom (each uses only those below it):
 //! `cli` -> `model` -> `ops` -> `backend`, with `tensor`, `params`, `weights` and `imaging` as shared plumbing.
 
+pub mod augment;
 pub mod backend;
 pub mod cli;
 pub mod data;
@@ -16,6 +17,7 @@ pub mod predictions;
 pub mod rng;
 pub mod selftest;
 pub mod tensor;
+pub mod training;
 pub mod weights;
 
 pub use error::{Error, Result};

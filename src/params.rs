@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use crate::backend::geom::SgdSegment;
+use crate::backend::geom::{AdamwSegment, ArenaSegment, LarsSegment, SgdSegment};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::rng::Rng;
@@ -99,6 +99,9 @@ pub struct Params<B: Backend> {
     pub momentum: B::Buf,
     /// Per entry: whether its momentum buffer holds a value yet (PyTorch creates it on the first update).
     pub has_momentum: Vec<bool>,
+    /// AdamW's second-moment arena (same layout, zero-initialised), allocated by [`Params::ensure_second_moment`]
+    /// when AdamW is used; `momentum` then holds AdamW's first moment.
+    pub second_moment: Option<B::Buf>,
 }
 
 impl<B: Backend> Params<B> {
@@ -107,7 +110,7 @@ impl<B: Backend> Params<B> {
         assert_eq!(host.len(), table.len, "host values must cover the whole parameter arena");
         let n = table.len;
         let has_momentum = vec![false; table.entries.len()];
-        Ok(Params { value: upload_flat(b, host)?, grad: zeros_flat(b, n)?, momentum: zeros_flat(b, n)?, table, has_momentum })
+        Ok(Params { value: upload_flat(b, host)?, grad: zeros_flat(b, n)?, momentum: zeros_flat(b, n)?, table, has_momentum, second_moment: None })
     }
 
     pub fn value(&self, b: &B, s: Slot) -> B::View<'_> {
@@ -154,6 +157,82 @@ impl<B: Backend> Params<B> {
         }
         let n = self.table.len;
         b.sgd_step(&segments, momentum, b.view_mut(&mut self.value, 0..n), b.view(&self.grad, 0..n), b.view_mut(&mut self.momentum, 0..n));
+    }
+
+    // ---- the other optimizers' plumbing (policy, segment tables and step counts: `training::optim`) ------------
+
+    /// One LARS step over `segments` (momentum in the `momentum` arena).
+    pub fn lars_step(&mut self, b: &B, segments: &[LarsSegment], momentum: f32, eta: f32) {
+        let n = self.table.len;
+        b.lars_step(segments, momentum, eta, b.view_mut(&mut self.value, 0..n), b.view(&self.grad, 0..n), b.view_mut(&mut self.momentum, 0..n));
+    }
+
+    /// Allocates AdamW's zeroed second-moment arena if it does not exist yet.
+    pub fn ensure_second_moment(&mut self, b: &B) -> Result<()> {
+        if self.second_moment.is_none() {
+            self.second_moment = Some(zeros_flat(b, self.table.len)?);
+        }
+        Ok(())
+    }
+
+    /// One AdamW step over `segments` (first moment in `momentum`, second in `second_moment`, allocated here).
+    pub fn adamw_step(&mut self, b: &B, segments: &[AdamwSegment], beta1: f32, beta2: f32, eps: f32) -> Result<()> {
+        self.ensure_second_moment(b)?;
+        let n = self.table.len;
+        let v = self.second_moment.as_mut().expect("allocated above");
+        b.adamw_step(
+            segments,
+            beta1,
+            beta2,
+            eps,
+            b.view_mut(&mut self.value, 0..n),
+            b.view(&self.grad, 0..n),
+            b.view_mut(&mut self.momentum, 0..n),
+            b.view_mut(v, 0..n),
+        );
+        Ok(())
+    }
+
+    /// L2 norm of the gradients in `segments` (read back to the host).
+    pub fn grad_norm(&self, b: &B, segments: &[ArenaSegment]) -> Result<f32> {
+        let mut out = zeros_flat(b, 1)?;
+        b.grad_norm(segments, b.view(&self.grad, 0..self.table.len), b.view_mut(&mut out, 0..1));
+        Ok(download_flat(b, &out, 1)?[0])
+    }
+
+    /// Multiplies the whole gradient arena by `alpha` (gradient clipping).
+    pub fn scale_grads(&mut self, b: &B, alpha: f32) {
+        let n = self.table.len;
+        b.scale(n, alpha, b.view_mut(&mut self.grad, 0..n));
+    }
+
+    /// The momentum (AdamW: first-moment) arena, for checkpoints.
+    pub fn momentum_to_host(&self, b: &B) -> Result<Vec<f32>> {
+        download_flat(b, &self.momentum, self.table.len)
+    }
+
+    /// The second-moment arena, if AdamW allocated one.
+    pub fn second_moment_to_host(&self, b: &B) -> Result<Option<Vec<f32>>> {
+        self.second_moment.as_ref().map(|v| download_flat(b, v, self.table.len)).transpose()
+    }
+
+    /// Restores the momentum arena (host values in arena order).
+    pub fn set_momentum(&mut self, b: &B, host: &[f32]) -> Result<()> {
+        assert_eq!(host.len(), self.table.len);
+        self.momentum = upload_flat(b, host)?;
+        Ok(())
+    }
+
+    /// Restores (or drops, with `None`) the second-moment arena.
+    pub fn set_second_moment(&mut self, b: &B, host: Option<&[f32]>) -> Result<()> {
+        self.second_moment = match host {
+            Some(h) => {
+                assert_eq!(h.len(), self.table.len);
+                Some(upload_flat(b, h)?)
+            }
+            None => None,
+        };
+        Ok(())
     }
 }
 

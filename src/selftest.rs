@@ -12,14 +12,15 @@
 //! scale-relative `max rel = max|got - ref| / max|ref|` (as in tests/common). A case passes when every element is
 //! finite where the reference is, and `max rel <= tol`. Tolerances (fp32): [`TOL_ELEMENTWISE`] for elementwise ops
 //! and data movement, [`TOL_REDUCTION`] for reductions, GEMMs and convolutions. The ResNet step check compares the
-//! losses step by step: `|loss_dev - loss_ref| <= TOL_LOSS * max(1, |loss_ref|)`.
+//! losses step by step: `|loss_dev - loss_ref| <= TOL_LOSS * max(1, |loss_ref|)`, and, on a backend that counts its
+//! device allocations (CUDA), fails if any step after the first allocates device memory.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::backend::cpu::Cpu;
 use crate::backend::geom::*;
-use crate::backend::Backend;
+use crate::backend::{Backend, BnEpilogue, BnEpilogueGrad};
 use crate::error::{Error, Result};
 use crate::model::resnet::{Arch, ResNet};
 use crate::model::{HostState, State};
@@ -93,6 +94,10 @@ pub struct Report {
     pub steps: Vec<StepRow>,
     /// An error or panic that stopped the ResNet check (a FAIL).
     pub resnet_error: Option<String>,
+    /// The device backend's allocation counter ([`Backend::device_allocations`]) after each ResNet step; empty
+    /// when the backend does not count (the CPU). Any growth after the first step is a FAIL: steady-state training
+    /// must reuse its memory.
+    pub step_allocations: Vec<u64>,
 }
 
 impl Report {
@@ -101,7 +106,28 @@ impl Report {
     }
 
     pub fn steps_failed(&self) -> usize {
-        self.steps.iter().filter(|s| !s.pass).count() + usize::from(self.resnet_error.is_some())
+        self.steps.iter().filter(|s| !s.pass).count() + usize::from(self.resnet_error.is_some()) + usize::from(self.allocations_grew())
+    }
+
+    /// Whether the device allocated memory after the first ResNet step.
+    pub fn allocations_grew(&self) -> bool {
+        self.step_allocations.windows(2).any(|w| w[1] > w[0])
+    }
+
+    /// One line on the allocation check.
+    pub fn allocation_line(&self) -> String {
+        match (self.step_allocations.first(), self.step_allocations.last()) {
+            (Some(first), Some(last)) => format!(
+                "device allocations after each step: {:?}: {}",
+                self.step_allocations,
+                if self.allocations_grew() {
+                    format!("FAIL ({} allocations after the first step)", last - first)
+                } else {
+                    "PASS (none after the first step)".to_string()
+                }
+            ),
+            _ => "device allocations: not counted by this backend".to_string(),
+        }
     }
 
     pub fn passed(&self) -> bool {
@@ -121,6 +147,9 @@ impl Report {
         );
         for r in &failed {
             s += &format!("FAIL {} [{}]: {}\n", r.op, r.shape, r.note);
+        }
+        if self.allocations_grew() {
+            s += &format!("FAIL {}\n", self.allocation_line());
         }
         s += &format!("selftest {} (seed {}; rerun with --seed {})", if self.passed() { "PASSED" } else { "FAILED" }, self.seed, self.seed);
         s
@@ -161,6 +190,7 @@ impl fmt::Display for Report {
         for s in &self.steps {
             writeln!(f, "{}", step_line(s))?;
         }
+        writeln!(f, "{}", self.allocation_line())?;
         write!(f, "{}", self.summary())
     }
 }
@@ -192,6 +222,10 @@ enum Kind {
     BnTrain(BatchNormGeom),
     BnEval(BatchNormGeom),
     BnBwd(BatchNormGeom),
+    /// Fused BN+ReLU (`false`) or BN+add+ReLU (`true`) epilogues of the three batch-norm ops.
+    BnTrainFused(BatchNormGeom, bool),
+    BnEvalFused(BatchNormGeom, bool),
+    BnBwdFused(BatchNormGeom, bool),
     ReluFwd,
     ReluBwd,
     EluFwd(f32),
@@ -210,6 +244,16 @@ enum Kind {
     CeFwd(CrossEntropyGeom, Vec<u32>),
     CeBwd(CrossEntropyGeom, Vec<u32>, f32),
     Sgd(Vec<SgdSegment>, f32),
+    BtFwd(BarlowTwinsGeom),
+    BtBwd(BarlowTwinsGeom, f32),
+    L2Std(L2NormalizedStdGeom),
+    Lars(Vec<LarsSegment>, f32, f32),
+    Adamw(Vec<AdamwSegment>, f32, f32, f32),
+    GradNorm(Vec<ArenaSegment>),
+    Scale(f32),
+    /// u8 images (uploaded with `upload_bytes`), per-sample parameters, permutations; outputs are the views.
+    AugmentFwd(AugmentGeom, Vec<u8>, Vec<SampleAug>, Vec<u32>),
+    JigsawFwd(JigsawGeom, Vec<u32>),
 }
 
 #[derive(Clone, Debug)]
@@ -259,6 +303,64 @@ fn u(rng: &mut Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
 /// Random values of mixed sign and magnitude: uniform in [-1, 1) times a per-element scale of 10^[-2, 1).
 fn mixed(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.uniform_in(-1.0, 1.0) * 10f32.powf(rng.uniform_in(-2.0, 1.0))).collect()
+}
+
+/// The fused epilogues of batch norm (BN+ReLU, BN+add+ReLU) for one geometry: training and evaluation forward and
+/// the backward. The residual is the buffer `residual` (unused without the add), the backward's ReLU mask a random
+/// fused output with about half its elements exactly zero.
+#[allow(clippy::too_many_arguments)]
+fn bn_fused_cases(
+    rng: &mut Rng,
+    cs: &mut Vec<Case>,
+    g: &BatchNormGeom,
+    xd: &[usize],
+    desc: &str,
+    x: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    invstd: &[f32],
+) {
+    let (c, n) = (g.c, g.numel());
+    for add in [false, true] {
+        let (train_op, eval_op, bwd_op) = if add {
+            ("batch_norm_fwd_train+add+relu", "batch_norm_fwd_eval+add+relu", "batch_norm_bwd+add+relu")
+        } else {
+            ("batch_norm_fwd_train+relu", "batch_norm_fwd_eval+relu", "batch_norm_bwd+relu")
+        };
+        let residual = |c: Case, rng: &mut Rng| if add { c.input("residual", xd, Act, u(rng, n, -1.0, 1.0)) } else { c.unused("residual", xd, Act) };
+        let beta = u(rng, c, -0.5, 0.5);
+        let train = Case::new(train_op, desc, TOL_REDUCTION, Kind::BnTrainFused(*g, add))
+            .input("x", xd, Act, x.to_vec())
+            .input("gamma", &[c], Param, gamma.to_vec())
+            .input("beta", &[c], Param, beta.clone());
+        cs.push(
+            residual(train, rng)
+                .inout("running_mean", &[c], Param, u(rng, c, -0.5, 0.5))
+                .inout("running_var", &[c], Param, u(rng, c, 0.5, 1.5))
+                .output("y", xd, Act)
+                .output("saved_mean", &[c], Param)
+                .output("saved_invstd", &[c], Param),
+        );
+        let eval = Case::new(eval_op, desc, TOL_ELEMENTWISE, Kind::BnEvalFused(*g, add))
+            .input("x", xd, Act, x.to_vec())
+            .input("gamma", &[c], Param, gamma.to_vec())
+            .input("beta", &[c], Param, beta)
+            .input("running_mean", &[c], Param, u(rng, c, -0.5, 0.5))
+            .input("running_var", &[c], Param, u(rng, c, 0.5, 1.5));
+        cs.push(residual(eval, rng).output("y", xd, Act));
+        let y_fused: Vec<f32> = u(rng, n, -1.0, 1.0).into_iter().map(|v| v.max(0.0)).collect();
+        let bwd = Case::new(bwd_op, desc, TOL_REDUCTION, Kind::BnBwdFused(*g, add))
+            .input("x", xd, Act, x.to_vec())
+            .input("gamma", &[c], Param, gamma.to_vec())
+            .input("saved_mean", &[c], Param, mean.to_vec())
+            .input("saved_invstd", &[c], Param, invstd.to_vec())
+            .input("y", xd, Act, y_fused)
+            .input("dy", xd, Act, u(rng, n, -1.0, 1.0))
+            .output("dx", xd, Act)
+            .inout("dgamma", &[c], Param, u(rng, c, -1.0, 1.0))
+            .inout("dbeta", &[c], Param, u(rng, c, -1.0, 1.0));
+        cs.push(if add { bwd.output("dresidual", xd, Act) } else { bwd.unused("dresidual", xd, Act) });
+    }
 }
 
 /// Per-channel batch mean and 1/sqrt(biased var + eps) of `x` `[n, c, hw]`, in f64.
@@ -383,16 +485,17 @@ fn cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
         );
         let (mean, invstd) = bn_stats(&x, &g);
         cs.push(
-            Case::new("batch_norm_bwd", desc, TOL_REDUCTION, Kind::BnBwd(g))
-                .input("x", &xd, Act, x)
-                .input("gamma", &[c], Param, gamma)
-                .input("saved_mean", &[c], Param, mean)
-                .input("saved_invstd", &[c], Param, invstd)
+            Case::new("batch_norm_bwd", desc.clone(), TOL_REDUCTION, Kind::BnBwd(g))
+                .input("x", &xd, Act, x.clone())
+                .input("gamma", &[c], Param, gamma.clone())
+                .input("saved_mean", &[c], Param, mean.clone())
+                .input("saved_invstd", &[c], Param, invstd.clone())
                 .input("dy", &xd, Act, u(rng, g.numel(), -1.0, 1.0))
                 .output("dx", &xd, Act)
                 .inout("dgamma", &[c], Param, u(rng, c, -1.0, 1.0))
                 .inout("dbeta", &[c], Param, u(rng, c, -1.0, 1.0)),
         );
+        bn_fused_cases(rng, &mut cs, &g, &xd, &desc, &x, &gamma, &mean, &invstd);
     }
 
     // activations and the residual add
@@ -561,6 +664,210 @@ fn cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
                 .inout("bufs", &[total], Param, bufs.clone()),
         );
     }
+    cs.extend(augment_cases(rng, quick));
+    cs
+}
+
+/// Augmentation (several policies, odd sizes, up to four views with jigsaw) and the jigsaw gather. The jigsaw is a
+/// pure gather, so its tolerance is 0; augmentation is elementwise f32 work with bit-identical pre-solarize values
+/// (see `backend::cpu::augment`), so [`TOL_ELEMENTWISE`].
+fn augment_cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
+    use crate::augment::jigsaw::batch_permutations;
+    use crate::augment::policy::{draw_batch, Jitter, Recipe};
+    use crate::augment::{Jigsaw, Policy};
+    let everything = Recipe {
+        hflip: 1.0,
+        vflip: 0.5,
+        jitter: Some(Jitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1, p: 1.0 }),
+        grayscale: 0.3,
+        blur: 1.0,
+        solarize: 1.0,
+        ..Policy::BarlowTwins { second_view: true }.recipe()
+    };
+    // (name, recipe, n, src, out, grids of the views)
+    let setups = vec![
+        ("barlow-twins-2", Policy::BarlowTwins { second_view: true }.recipe(), 3, 37, 30, vec![0, 5, 3, 2]),
+        ("all ops", everything, 4, 41, 36, vec![0, 9, 4, 6]),
+        ("ssl-original", Policy::SslOriginal.recipe(), 2, 24, 24, vec![0, 8, 4, 2]),
+        ("finetune-isic", Policy::FinetuneIsic.recipe(), 3, 40, 35, vec![7, 5, 1, 0]),
+        ("ssl-distorted", Policy::SslDistorted.recipe(), 2, 33, 33, vec![0]),
+        ("test", Policy::Test.recipe(), 2, 256, 224, vec![0]),
+    ];
+    let mut cs = Vec::new();
+    for (name, recipe, n, src, out, grids) in take(setups, quick) {
+        let seed = rng.next_u64();
+        let samples: Vec<u32> = (0..n as u32).map(|i| i * 7 + 1).collect();
+        let params = match draw_batch(&recipe, src, out, seed, 3, &samples, 1) {
+            Ok(p) => p,
+            Err(e) => panic!("selftest augment case {name}: {e}"),
+        };
+        let perms: Vec<u32> = grids
+            .iter()
+            .enumerate()
+            .filter(|(_, &g)| g > 0)
+            .flat_map(|(k, &g)| batch_permutations(Jigsaw::Uniform, g, seed, 3, &samples, k as u32))
+            .collect();
+        let images: Vec<u8> = (0..n * src * src * 3).map(|_| rng.below(256) as u8).collect();
+        let mut g = AugmentGeom {
+            n,
+            src,
+            out,
+            views: grids.len(),
+            grids: [0; AUGMENT_MAX_VIEWS],
+            mean: crate::ops::augment::IMAGENET_MEAN,
+            std: crate::ops::augment::IMAGENET_STD,
+        };
+        g.grids[..grids.len()].copy_from_slice(&grids);
+        let desc = format!("{name} n{n} {src}->{out} grids {grids:?}");
+        let mut case = Case::new("augment_fwd", desc, TOL_ELEMENTWISE, Kind::AugmentFwd(g, images, params, perms));
+        for _ in &grids {
+            case = case.output("y", &[n, 3, out, out], Act);
+        }
+        cs.push(case);
+    }
+    for (n, c, h, w, grid) in take(vec![(3, 5, 12, 18, 3), (2, 64, 28, 28, 7), (1, 1, 1, 1, 1)], quick) {
+        let samples: Vec<u32> = (0..n as u32).collect();
+        let perms = batch_permutations(Jigsaw::SwapLoop, grid, rng.next_u64(), 0, &samples, 0);
+        let d = [n, c, h, w];
+        cs.push(
+            Case::new("jigsaw_fwd", format!("{} grid {grid}", dims(&d)), 0.0, Kind::JigsawFwd(JigsawGeom { n, c, h, w, grid }, perms))
+                .input("x", &d, Act, mixed(rng, n * c * h * w))
+                .output("y", &d, Act),
+        );
+    }
+    cs.extend(training_cases(rng, quick));
+    cs
+}
+
+/// Cases of the training ops: Barlow Twins loss (both forms), its collapse monitor, LARS, AdamW, the gradient norm
+/// and the gradient scale. Odd sizes throughout; f = 512 with n = 16 is the FG-SSL embedding.
+fn training_cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
+    let mut cs = Vec::new();
+
+    // Barlow Twins: (n, f, lambda); correlated views so C has structure on and off the diagonal.
+    for (n, f, lambda) in take(vec![(16, 512, 5e-3), (5, 7, 0.3), (37, 65, 5e-3), (2, 3, 1.0)], quick) {
+        for (form, form_name) in [(BT_FORM_STANDARD, "standard"), (BT_FORM_REFERENCE, "reference")] {
+            let g = BarlowTwinsGeom { n, f, lambda, form };
+            let desc = format!("n{n} f{f} {form_name} l{lambda}");
+            let za = u(rng, n * f, -2.0, 2.0);
+            let zb: Vec<f32> = za.iter().map(|&a| 0.6 * a + rng.uniform_in(-1.0, 1.0)).collect();
+            cs.push(
+                Case::new("barlow_twins_fwd", desc.clone(), TOL_REDUCTION, Kind::BtFwd(g))
+                    .input("za", &[n, f], Act, za.clone())
+                    .input("zb", &[n, f], Act, zb.clone())
+                    .output("za_hat", &[n, f], Act)
+                    .output("zb_hat", &[n, f], Act)
+                    .output("inv_std_a", &[f], Act)
+                    .output("inv_std_b", &[f], Act)
+                    .output("c", &[f, f], Act)
+                    .output("terms", &[3], Act),
+            );
+            // The backward's inputs are what the CPU forward saves.
+            let (mut ah, mut bh, mut ia, mut ib, mut c, mut t) =
+                (vec![0f32; n * f], vec![0f32; n * f], vec![0f32; f], vec![0f32; f], vec![0f32; f * f], vec![0f32; 3]);
+            crate::backend::cpu::barlow_twins::fwd(&g, &za, &zb, &mut ah, &mut bh, &mut ia, &mut ib, &mut c, &mut t);
+            cs.push(
+                Case::new("barlow_twins_bwd", format!("{desc} dloss 2"), TOL_REDUCTION, Kind::BtBwd(g, 2.0))
+                    .input("za_hat", &[n, f], Act, ah)
+                    .input("zb_hat", &[n, f], Act, bh)
+                    .input("inv_std_a", &[f], Act, ia)
+                    .input("inv_std_b", &[f], Act, ib)
+                    .input("c", &[f, f], Act, c)
+                    .output("dza", &[n, f], Act)
+                    .output("dzb", &[n, f], Act),
+            );
+            if quick {
+                break;
+            }
+        }
+    }
+
+    // collapse monitor: (n, f)
+    for (n, f) in take(vec![(16, 512), (5, 7), (200, 65), (2, 1)], quick) {
+        let g = L2NormalizedStdGeom { n, f };
+        cs.push(
+            Case::new("l2_normalized_std_fwd", format!("n{n} f{f}"), TOL_REDUCTION, Kind::L2Std(g))
+                .input("z", &[n, f], Act, mixed(rng, n * f))
+                .output("out", &[1], Act),
+        );
+    }
+
+    // Optimizers over arenas with gaps between segments; segments longer than one reduction chunk (8192) check the
+    // chunked norms. A first LARS update (has_momentum = 0) must not read its buffer (NaN there); segment 3 of LARS
+    // starts at zero (‖p‖ = 0: trust 1).
+    let lens = if quick { vec![5 * 3 * 3 * 3, 67, 20_001] } else { vec![5 * 3 * 3 * 3, 67, 1, 129 * 67, 1000, 20_001, 0] };
+    let mut offsets = Vec::new();
+    let mut end = 0;
+    for &len in &lens {
+        end += 3; // a gap the ops must not touch
+        offsets.push(end);
+        end += len;
+    }
+    let total = end + 2;
+    let pick = |i: usize, v: &[f32]| v[i % v.len()];
+
+    let lars: Vec<LarsSegment> = (0..lens.len())
+        .map(|i| LarsSegment {
+            offset: offsets[i],
+            len: lens[i],
+            lr: pick(i, &[0.1, 0.02, 0.5, 0.3, 0.2]),
+            weight_decay: pick(i, &[1e-2, 0.0, 5e-4]),
+            has_momentum: (i % 2 == 0) as u32,
+            adapt: (i % 3 != 1) as u32,
+        })
+        .collect();
+    let mut params = u(rng, total, -1.0, 1.0);
+    if let Some(s) = lars.get(3) {
+        params[s.offset..s.offset + s.len].fill(0.0);
+    }
+    let mut bufs = u(rng, total, -1.0, 1.0);
+    for s in lars.iter().filter(|s| s.has_momentum == 0) {
+        bufs[s.offset..s.offset + s.len].fill(f32::NAN);
+    }
+    let desc = format!("{} segs {total} params", lars.len());
+    cs.push(
+        Case::new("lars_step", format!("{desc} eta 0.5"), TOL_REDUCTION, Kind::Lars(lars, 0.9, 0.5))
+            .inout("params", &[total], Param, params)
+            .input("grads", &[total], Param, mixed(rng, total))
+            .inout("bufs", &[total], Param, bufs),
+    );
+
+    let adamw: Vec<AdamwSegment> = (0..lens.len())
+        .map(|i| {
+            let (lr, t) = (pick(i, &[1e-2, 3e-3, 0.1]), [1, 3, 10, 1000][i % 4]);
+            let (bc1, bc2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t));
+            AdamwSegment {
+                offset: offsets[i],
+                len: lens[i],
+                lr,
+                weight_decay: pick(i, &[1e-2, 0.0, 0.05]),
+                step_size: (lr as f64 / bc1) as f32,
+                bias_correction2_sqrt: bc2.sqrt() as f32,
+            }
+        })
+        .collect();
+    cs.push(
+        Case::new("adamw_step", desc.clone(), TOL_ELEMENTWISE, Kind::Adamw(adamw, 0.9, 0.999, 1e-8))
+            .inout("params", &[total], Param, u(rng, total, -1.0, 1.0))
+            .input("grads", &[total], Param, mixed(rng, total))
+            .inout("exp_avg", &[total], Param, u(rng, total, -0.1, 0.1))
+            .inout("exp_avg_sq", &[total], Param, u(rng, total, 0.0, 0.01)),
+    );
+
+    // gradient norm over a subset of the segments, in table order different from arena order
+    let mut norm_segs: Vec<ArenaSegment> =
+        (0..lens.len()).filter(|i| i % 3 != 2).map(|i| ArenaSegment { offset: offsets[i], len: lens[i] }).collect();
+    norm_segs.reverse();
+    cs.push(
+        Case::new("grad_norm", format!("{} of {} segs {total} params", norm_segs.len(), lens.len()), TOL_REDUCTION, Kind::GradNorm(norm_segs))
+            .input("grads", &[total], Param, mixed(rng, total))
+            .output("norm", &[1], Param),
+    );
+
+    for d in elementwise_shapes(quick) {
+        let n: usize = d.iter().product();
+        cs.push(Case::new("scale", format!("{} alpha 0.37", dims(&d)), TOL_ELEMENTWISE, Kind::Scale(0.37)).inout("y", &d, Param, mixed(rng, n)));
+    }
     cs
 }
 
@@ -605,15 +912,30 @@ fn run_case<B: Backend>(b: &B, case: &Case) -> Result<Vec<Vec<f32>>> {
         }
         Kind::BnTrain(g) => {
             let [x, gamma, beta, rm, rv, y, sm, si] = &mut bufs[..] else { return Err(bad()) };
-            b.batch_norm_fwd_train(g, v(b, x), v(b, gamma), v(b, beta), vm(b, rm), vm(b, rv), vm(b, y), vm(b, sm), vm(b, si));
+            b.batch_norm_fwd_train(g, v(b, x), v(b, gamma), v(b, beta), vm(b, rm), vm(b, rv), vm(b, y), vm(b, sm), vm(b, si), BnEpilogue::None);
         }
         Kind::BnEval(g) => {
             let [x, gamma, beta, rm, rv, y] = &mut bufs[..] else { return Err(bad()) };
-            b.batch_norm_fwd_eval(g, v(b, x), v(b, gamma), v(b, beta), v(b, rm), v(b, rv), vm(b, y));
+            b.batch_norm_fwd_eval(g, v(b, x), v(b, gamma), v(b, beta), v(b, rm), v(b, rv), vm(b, y), BnEpilogue::None);
         }
         Kind::BnBwd(g) => {
             let [x, gamma, sm, si, dy, dx, dg, db] = &mut bufs[..] else { return Err(bad()) };
-            b.batch_norm_bwd(g, v(b, x), v(b, gamma), v(b, sm), v(b, si), v(b, dy), vm(b, dx), vm(b, dg), vm(b, db));
+            b.batch_norm_bwd(g, v(b, x), v(b, gamma), v(b, sm), v(b, si), v(b, dy), vm(b, dx), vm(b, dg), vm(b, db), BnEpilogueGrad::None);
+        }
+        Kind::BnTrainFused(g, add) => {
+            let [x, gamma, beta, res, rm, rv, y, sm, si] = &mut bufs[..] else { return Err(bad()) };
+            let e = if *add { BnEpilogue::AddRelu(v(b, res)) } else { BnEpilogue::Relu };
+            b.batch_norm_fwd_train(g, v(b, x), v(b, gamma), v(b, beta), vm(b, rm), vm(b, rv), vm(b, y), vm(b, sm), vm(b, si), e);
+        }
+        Kind::BnEvalFused(g, add) => {
+            let [x, gamma, beta, rm, rv, res, y] = &mut bufs[..] else { return Err(bad()) };
+            let e = if *add { BnEpilogue::AddRelu(v(b, res)) } else { BnEpilogue::Relu };
+            b.batch_norm_fwd_eval(g, v(b, x), v(b, gamma), v(b, beta), v(b, rm), v(b, rv), vm(b, y), e);
+        }
+        Kind::BnBwdFused(g, add) => {
+            let [x, gamma, sm, si, y, dy, dx, dg, db, dres] = &mut bufs[..] else { return Err(bad()) };
+            let e = if *add { BnEpilogueGrad::AddRelu { y: v(b, y), dresidual: vm(b, dres) } } else { BnEpilogueGrad::Relu { y: v(b, y) } };
+            b.batch_norm_bwd(g, v(b, x), v(b, gamma), v(b, sm), v(b, si), v(b, dy), vm(b, dx), vm(b, dg), vm(b, db), e);
         }
         Kind::ReluFwd => {
             let [x, y] = &mut bufs[..] else { return Err(bad()) };
@@ -688,6 +1010,43 @@ fn run_case<B: Backend>(b: &B, case: &Case) -> Result<Vec<Vec<f32>>> {
         Kind::Sgd(segs, momentum) => {
             let [params, grads, mbufs] = &mut bufs[..] else { return Err(bad()) };
             b.sgd_step(segs, *momentum, vm(b, params), v(b, grads), vm(b, mbufs));
+        }
+        Kind::BtFwd(g) => {
+            let [za, zb, ah, bh, ia, ib, c, t] = &mut bufs[..] else { return Err(bad()) };
+            b.barlow_twins_fwd(g, v(b, za), v(b, zb), vm(b, ah), vm(b, bh), vm(b, ia), vm(b, ib), vm(b, c), vm(b, t));
+        }
+        Kind::BtBwd(g, dloss) => {
+            let [ah, bh, ia, ib, c, dza, dzb] = &mut bufs[..] else { return Err(bad()) };
+            b.barlow_twins_bwd(g, v(b, ah), v(b, bh), v(b, ia), v(b, ib), v(b, c), *dloss, vm(b, dza), vm(b, dzb));
+        }
+        Kind::L2Std(g) => {
+            let [z, out] = &mut bufs[..] else { return Err(bad()) };
+            b.l2_normalized_std_fwd(g, v(b, z), vm(b, out));
+        }
+        Kind::Lars(segs, momentum, eta) => {
+            let [params, grads, mbufs] = &mut bufs[..] else { return Err(bad()) };
+            b.lars_step(segs, *momentum, *eta, vm(b, params), v(b, grads), vm(b, mbufs));
+        }
+        Kind::Adamw(segs, beta1, beta2, eps) => {
+            let [params, grads, m, s] = &mut bufs[..] else { return Err(bad()) };
+            b.adamw_step(segs, *beta1, *beta2, *eps, vm(b, params), v(b, grads), vm(b, m), vm(b, s));
+        }
+        Kind::GradNorm(segs) => {
+            let [grads, norm] = &mut bufs[..] else { return Err(bad()) };
+            b.grad_norm(segs, v(b, grads), vm(b, norm));
+        }
+        Kind::Scale(alpha) => {
+            let [y] = &mut bufs[..] else { return Err(bad()) };
+            b.scale(y.1, *alpha, vm(b, y));
+        }
+        Kind::AugmentFwd(g, images, params, perms) => {
+            let bytes = b.upload_bytes(images)?;
+            let views: Vec<B::ViewMut<'_>> = bufs.iter_mut().map(|e| vm(b, e)).collect();
+            b.augment_fwd(g, &bytes, params, perms, views);
+        }
+        Kind::JigsawFwd(g, perms) => {
+            let [x, y] = &mut bufs[..] else { return Err(bad()) };
+            b.jigsaw_fwd(g, perms, v(b, x), vm(b, y));
         }
     }
     let mut outs = Vec::new();
@@ -792,7 +1151,8 @@ struct StepSetup {
     weight_decay: f32,
 }
 
-/// Losses of `steps` SGD steps (each loss measured before its update) from the weights in `host`.
+/// Losses of `steps` SGD steps (each loss measured before its update) from the weights in `host`, and the
+/// backend's device-allocation count after each step (empty when it does not count).
 fn train_losses<B: Backend>(
     b: &B,
     s: &StepSetup,
@@ -801,23 +1161,25 @@ fn train_losses<B: Backend>(
     host: &HostState,
     input: &[f32],
     labels: &[u32],
-) -> Result<Vec<f32>> {
+) -> Result<(Vec<f32>, Vec<u64>)> {
     let mut st = State::upload(b, reg, host)?;
     let mut losses = Vec::with_capacity(s.steps);
+    let mut allocations = Vec::with_capacity(s.steps);
     for _ in 0..s.steps {
         let x = Tensor::from_host(b, [s.n, 3, s.size, s.size], input)?;
         st.params.zero_grad(b);
-        let acts = net.forward(b, &mut st, x, Mode::Train, 4)?;
+        let acts = net.forward(b, &mut st, &x, Mode::Train, 4)?;
         let pooled = net.pooled_features(b, &acts)?;
         let logits = net.logits(b, &st, &pooled)?;
         let (loss, saved) = cross_entropy::forward(b, &logits, labels)?;
         let dlogits = cross_entropy::backward(b, &saved, labels, 1.0)?;
         let d4 = net.logits_backward(b, &mut st, &acts.output().shape, &pooled, &dlogits)?;
-        net.backward(b, &mut st, &acts, vec![None, None, None, Some(d4)], false)?;
+        net.backward(b, &mut st, &x, &acts, vec![None, None, None, Some(d4)], false)?;
         st.params.sgd_step(b, s.lr, s.momentum, s.weight_decay, |_| true);
         losses.push(loss);
+        allocations.extend(b.device_allocations());
     }
-    Ok(losses)
+    Ok((losses, allocations))
 }
 
 fn train_guarded<B: Backend>(
@@ -828,7 +1190,7 @@ fn train_guarded<B: Backend>(
     host: &HostState,
     input: &[f32],
     labels: &[u32],
-) -> std::result::Result<Vec<f32>, String> {
+) -> std::result::Result<(Vec<f32>, Vec<u64>), String> {
     match catch_unwind(AssertUnwindSafe(|| train_losses(b, s, net, reg, host, input, labels))) {
         Ok(Ok(l)) => Ok(l),
         Ok(Err(e)) => Err(format!("error: {e}")),
@@ -849,6 +1211,7 @@ pub fn run<D: Backend>(dev: &D, opts: &Options) -> Report {
         resnet: String::new(),
         steps: Vec::new(),
         resnet_error: None,
+        step_allocations: Vec::new(),
     };
     if opts.live {
         println!("selftest: device {} vs reference {}, seed {}", report.device, report.reference, report.seed);
@@ -891,7 +1254,8 @@ pub fn run<D: Backend>(dev: &D, opts: &Options) -> Report {
     match (reference, got) {
         (Err(e), _) => report.resnet_error = Some(format!("the CPU reference failed: {e}")),
         (_, Err(e)) => report.resnet_error = Some(e),
-        (Ok(r), Ok(g)) => {
+        (Ok((r, _)), Ok((g, allocations))) => {
+            report.step_allocations = allocations;
             if opts.live {
                 println!("{STEP_HEADER}");
             }
@@ -910,6 +1274,7 @@ pub fn run<D: Backend>(dev: &D, opts: &Options) -> Report {
         if let Some(e) = &report.resnet_error {
             println!("resnet steps: FAIL: {e}");
         }
+        println!("{}", report.allocation_line());
     }
     report
 }

@@ -130,7 +130,7 @@ fn embed_writes_sorted_rows_equal_to_the_library_forward() {
             x.extend(imaging::load_rgb_normalized(p, SIZE).unwrap());
         }
         let x = Tensor::from_host(&b, [chunk.len(), 3, SIZE, SIZE], &x).unwrap();
-        expected.extend(net.embed(&b, &mut st, x).unwrap().to_host(&b).unwrap());
+        expected.extend(net.embed(&b, &mut st, &x).unwrap().to_host(&b).unwrap());
     }
     let got: Vec<f32> = rows.concat();
     assert_eq!(got.len(), expected.len());

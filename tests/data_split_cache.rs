@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fgssl::data::cache::{preprocess, CacheOptions, ImageCache, Rgb8};
 use fgssl::data::fundus::{crop_fundus, retina_box, CropBox, FundusCrop};
-use fgssl::data::split::{make_splits, SplitConfig, SplitOrigin, Splits, SPLITS_FILE};
+use fgssl::data::split::{label_subset, make_splits, SplitConfig, SplitOrigin, Splits, SPLITS_FILE};
 use fgssl::data::{Dataset, ImageSource, Sample, Split};
 use fgssl::rng::Rng;
 use fgssl::Error;
@@ -58,6 +58,28 @@ fn err_text<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
 }
 
 // ---- splits ------------------------------------------------------------------------------------------------------
+
+#[test]
+fn label_subset_is_stratified_seeded_and_keeps_every_class() {
+    let ds = plain(&[100, 50, 20, 3]);
+    let all: Vec<usize> = (0..ds.samples.len()).collect();
+    let a = label_subset(&ds, &all, 0.1, 7).unwrap();
+    assert_eq!(per_class(&ds, &a), vec![10, 5, 2, 1], "10% per class, rounded, at least one");
+    assert!(a.windows(2).all(|w| w[0] < w[1]), "kept in the given order");
+    assert_eq!(a, label_subset(&ds, &all, 0.1, 7).unwrap(), "same seed, same subset");
+    let b = label_subset(&ds, &all, 0.1, 8).unwrap();
+    assert_ne!(a, b, "another seed draws another subset");
+    // Independent of the order the indices come in.
+    let reversed: Vec<usize> = all.iter().rev().copied().collect();
+    let mut c = label_subset(&ds, &reversed, 0.1, 7).unwrap();
+    c.sort_unstable();
+    assert_eq!(a, c);
+    // Only labelled samples of the given pool; the whole pool at 1.0.
+    assert_eq!(label_subset(&ds, &all[..100], 1.0, 7).unwrap(), all[..100].to_vec());
+    for bad in [0.0, -0.5, 1.5, f64::NAN] {
+        assert!(err_text(label_subset(&ds, &all, bad, 7)).contains("label fraction"), "{bad}");
+    }
+}
 
 #[test]
 fn stratified_proportions_per_class() {

@@ -21,7 +21,7 @@
 
 use fgssl::backend::cpu::{Cpu, Cpu64, CpuBackend, Element};
 use fgssl::backend::geom::*;
-use fgssl::backend::Backend;
+use fgssl::backend::{Backend, BnEpilogue, BnEpilogueGrad};
 use fgssl::rng::Rng;
 use fgssl::tensor::{DType, Format, Layout, Shape};
 
@@ -371,7 +371,7 @@ fn batch_norm_train_forward_and_running_stats() {
         let rv0 = uniform(&mut rng, g.c, 0.5, 2.0);
         let (mut rm, mut rv) = (rm0.clone(), rv0.clone());
         let (mut y, mut sm, mut si) = (nan(g.numel()), nan(g.c), nan(g.c));
-        b.batch_norm_fwd_train(&g, &x, &gamma, &beta, &mut rm, &mut rv, &mut y, &mut sm, &mut si);
+        b.batch_norm_fwd_train(&g, &x, &gamma, &beta, &mut rm, &mut rv, &mut y, &mut sm, &mut si, BnEpilogue::None);
 
         let stats = channel_stats(&g, &x);
         let count = (g.n * g.hw) as f64;
@@ -406,7 +406,7 @@ fn batch_norm_eval_uses_running_stats() {
         let rm = uniform(&mut rng, g.c, -1.0, 1.0);
         let rv = uniform(&mut rng, g.c, 0.1, 3.0);
         let mut y = nan(g.numel());
-        b.batch_norm_fwd_eval(&g, &x, &gamma, &beta, &rm, &rv, &mut y);
+        b.batch_norm_fwd_eval(&g, &x, &gamma, &beta, &rm, &rv, &mut y, BnEpilogue::None);
         let want: Vec<f64> = (0..g.numel())
             .map(|i| {
                 let c = (i / g.hw) % g.c;
@@ -429,7 +429,7 @@ fn batch_norm_gradients_match_finite_differences<T: Precision>() {
         let fwd = |x: &[T], gamma: &[T], beta: &[T]| {
             let (mut rm, mut rv) = (vec![T::ZERO; g.c], vec![T::ONE; g.c]);
             let (mut y, mut sm, mut si) = (vec![T::ZERO; g.numel()], vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
-            b.batch_norm_fwd_train(&g, x, gamma, beta, &mut rm, &mut rv, &mut y, &mut sm, &mut si);
+            b.batch_norm_fwd_train(&g, x, gamma, beta, &mut rm, &mut rv, &mut y, &mut sm, &mut si, BnEpilogue::None);
             (y, sm, si)
         };
         let loss = |x: &[T], gamma: &[T], beta: &[T]| dot(&fwd(x, gamma, beta).0, &r);
@@ -437,7 +437,7 @@ fn batch_norm_gradients_match_finite_differences<T: Precision>() {
         let dg0 = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
         let db0 = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
         let (mut dx, mut dg, mut db) = (nan(g.numel()), dg0.clone(), db0.clone());
-        b.batch_norm_bwd(&g, &x, &gamma, &sm, &si, &r, &mut dx, &mut dg, &mut db);
+        b.batch_norm_bwd(&g, &x, &gamma, &sm, &si, &r, &mut dx, &mut dg, &mut db, BnEpilogueGrad::None);
         // Subtract the starting values to isolate this call's contribution (they must have been accumulated onto).
         let dg: Vec<T> = dg.iter().zip(&dg0).map(|(&a, &b)| a - b).collect();
         let db: Vec<T> = db.iter().zip(&db0).map(|(&a, &b)| a - b).collect();
@@ -450,6 +450,171 @@ fn batch_norm_gradients_match_finite_differences<T: Precision>() {
 }
 
 in_both_precisions!(batch_norm_gradients_match_finite_differences);
+
+// ---- fused batch norm epilogues (BN+ReLU, BN+add+ReLU) ------------------------------------------------------
+
+/// Bitwise equality of two buffers (so `-0.0` vs `0.0` would fail too).
+fn assert_bits<T: Element>(what: &str, got: &[T], want: &[T]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.to_f64().to_bits(), w.to_f64().to_bits(), "{what}[{i}]: fused {g:?} vs separate ops {w:?}");
+    }
+}
+
+/// The fused epilogues are exactly the separate ops: train and eval forward against `batch_norm` -> (`add_fwd`) ->
+/// `relu_fwd`, backward against `relu_bwd` -> `batch_norm_bwd` (and the residual's gradient against `relu_bwd`).
+fn fused_batch_norm_equals_separate_ops<T: Precision>() {
+    let b = CpuBackend::<T>::new();
+    let mut rng = Rng::new(31);
+    // Plus two ResNet-18 shapes at 64x64 (stem, layer4): several planes per rayon task, many channels.
+    let resnet_shapes =
+        [BatchNormGeom { n: 4, c: 64, hw: 1024, eps: 1e-5, momentum: 0.1 }, BatchNormGeom { n: 4, c: 512, hw: 4, eps: 1e-5, momentum: 0.1 }];
+    for g in bn_geoms().into_iter().chain(resnet_shapes) {
+        let n = g.numel();
+        let x = cast::<T>(&uniform(&mut rng, n, -2.0, 2.0));
+        let gamma = cast::<T>(&uniform(&mut rng, g.c, -1.5, 1.5));
+        let beta = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
+        let res = cast::<T>(&uniform(&mut rng, n, -1.0, 1.0));
+        let dy = cast::<T>(&uniform(&mut rng, n, -1.0, 1.0));
+        let rm0 = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
+        let rv0 = cast::<T>(&uniform(&mut rng, g.c, 0.5, 2.0));
+        let dg0 = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
+        let db0 = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
+        let what = format!("{g:?}");
+
+        // Separate ops.
+        let (mut rm, mut rv) = (rm0.clone(), rv0.clone());
+        let (mut bn, mut sm, mut si) = (nan(n), nan(g.c), nan(g.c));
+        b.batch_norm_fwd_train(&g, &x, &gamma, &beta, &mut rm, &mut rv, &mut bn, &mut sm, &mut si, BnEpilogue::None);
+        let (mut relu_out, mut sum, mut add_relu_out) = (nan(n), nan(n), nan(n));
+        b.relu_fwd(n, &bn, &mut relu_out);
+        b.add_fwd(n, &bn, &res, &mut sum);
+        b.relu_fwd(n, &sum, &mut add_relu_out);
+        assert!(relu_out.contains(&T::ZERO) && relu_out.iter().any(|&v| v > T::ZERO), "{what}: the ReLU mask is trivial");
+
+        // Fused training forward: same output, statistics and running statistics.
+        for (epilogue, want, name) in [(BnEpilogue::Relu, &relu_out, "relu"), (BnEpilogue::AddRelu(&res[..]), &add_relu_out, "add+relu")] {
+            let (mut frm, mut frv) = (rm0.clone(), rv0.clone());
+            let (mut y, mut fsm, mut fsi) = (nan(n), nan(g.c), nan(g.c));
+            b.batch_norm_fwd_train(&g, &x, &gamma, &beta, &mut frm, &mut frv, &mut y, &mut fsm, &mut fsi, epilogue);
+            assert_bits(&format!("{what} train {name}: y"), &y, want);
+            assert_bits(&format!("{what} train {name}: saved_mean"), &fsm, &sm);
+            assert_bits(&format!("{what} train {name}: saved_invstd"), &fsi, &si);
+            assert_bits(&format!("{what} train {name}: running_mean"), &frm, &rm);
+            assert_bits(&format!("{what} train {name}: running_var"), &frv, &rv);
+        }
+
+        // Fused evaluation forward.
+        let mut bn_eval = nan(n);
+        b.batch_norm_fwd_eval(&g, &x, &gamma, &beta, &rm0, &rv0, &mut bn_eval, BnEpilogue::None);
+        let (mut want_relu, mut want_sum, mut want_add_relu) = (nan(n), nan(n), nan(n));
+        b.relu_fwd(n, &bn_eval, &mut want_relu);
+        b.add_fwd(n, &bn_eval, &res, &mut want_sum);
+        b.relu_fwd(n, &want_sum, &mut want_add_relu);
+        for (epilogue, want, name) in [(BnEpilogue::Relu, &want_relu, "relu"), (BnEpilogue::AddRelu(&res[..]), &want_add_relu, "add+relu")] {
+            let mut y = nan(n);
+            b.batch_norm_fwd_eval(&g, &x, &gamma, &beta, &rm0, &rv0, &mut y, epilogue);
+            assert_bits(&format!("{what} eval {name}: y"), &y, want);
+        }
+
+        // Backward: relu_bwd then batch_norm_bwd, against the fused backward with the fused output as the mask.
+        for (y, add) in [(&relu_out, false), (&add_relu_out, true)] {
+            let name = if add { "add+relu" } else { "relu" };
+            let mut d_pre = nan(n);
+            b.relu_bwd(n, y, &dy, &mut d_pre);
+            let (mut want_dx, mut want_dg, mut want_db) = (nan(n), dg0.clone(), db0.clone());
+            b.batch_norm_bwd(&g, &x, &gamma, &sm, &si, &d_pre, &mut want_dx, &mut want_dg, &mut want_db, BnEpilogueGrad::None);
+            let (mut dx, mut dg, mut db, mut dres) = (nan(n), dg0.clone(), db0.clone(), nan::<T>(n));
+            let epilogue = if add { BnEpilogueGrad::AddRelu { y: &y[..], dresidual: &mut dres[..] } } else { BnEpilogueGrad::Relu { y: &y[..] } };
+            b.batch_norm_bwd(&g, &x, &gamma, &sm, &si, &dy, &mut dx, &mut dg, &mut db, epilogue);
+            assert_bits(&format!("{what} bwd {name}: dx"), &dx, &want_dx);
+            assert_bits(&format!("{what} bwd {name}: dgamma"), &dg, &want_dg);
+            assert_bits(&format!("{what} bwd {name}: dbeta"), &db, &want_db);
+            if add {
+                assert_bits(&format!("{what} bwd {name}: dresidual"), &dres, &d_pre);
+            } else {
+                assert!(dres.iter().all(|v| v.is_nan()), "{what} bwd relu: dresidual must not be touched");
+            }
+        }
+    }
+}
+
+in_both_precisions!(fused_batch_norm_equals_separate_ops);
+
+/// Central differences through the fused training forward `y = relu(bn(x) [+ residual])` against the fused
+/// backward (dx, dgamma, dbeta and the residual's gradient). Inputs are moved so that every pre-activation is at
+/// least `MARGIN` from the ReLU kink, far more than a finite-difference step moves it.
+fn fused_batch_norm_gradients_match_finite_differences<T: Precision>() {
+    const MARGIN: f64 = 0.1;
+    let (b, tol) = (CpuBackend::<T>::new(), T::TOL);
+    let mut rng = Rng::new(32);
+    for g in bn_geoms() {
+        for add in [false, true] {
+            let n = g.numel();
+            let mut x = cast::<T>(&uniform(&mut rng, n, -2.0, 2.0));
+            let gamma = cast::<T>(&uniform(&mut rng, g.c, 0.5, 1.5));
+            let beta = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
+            let r = cast::<T>(&uniform(&mut rng, n, -1.0, 1.0));
+            let mut res = if add { cast::<T>(&uniform(&mut rng, n, -1.0, 1.0)) } else { vec![T::ZERO; n] };
+            let fwd = |x: &[T], gamma: &[T], beta: &[T], res: &[T], epilogue: bool| {
+                let (mut rm, mut rv) = (vec![T::ZERO; g.c], vec![T::ONE; g.c]);
+                let (mut y, mut sm, mut si) = (vec![T::ZERO; n], vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
+                let e = match (epilogue, add) {
+                    (false, _) => BnEpilogue::None,
+                    (true, false) => BnEpilogue::Relu,
+                    (true, true) => BnEpilogue::AddRelu(res),
+                };
+                b.batch_norm_fwd_train(&g, x, gamma, beta, &mut rm, &mut rv, &mut y, &mut sm, &mut si, e);
+                (y, sm, si)
+            };
+            // Away from the kink: shift the residual (it does not move the statistics), or without one nudge x
+            // along the sign of its pre-activation until the statistics settle.
+            for _ in 0..20 {
+                let (bn, _, si) = fwd(&x, &gamma, &beta, &res, false);
+                let near: Vec<usize> = (0..n).filter(|&i| (bn[i].to_f64() + res[i].to_f64()).abs() < MARGIN).collect();
+                if near.is_empty() {
+                    break;
+                }
+                for i in near {
+                    let pre = bn[i].to_f64() + res[i].to_f64();
+                    let sign = if pre < 0.0 { -1.0 } else { 1.0 };
+                    if add {
+                        res[i] = T::from_f64(res[i].to_f64() + sign * 2.0 * MARGIN);
+                    } else {
+                        let c = (i / g.hw) % g.c;
+                        let k = gamma[c].to_f64() * si[c].to_f64();
+                        x[i] = T::from_f64(x[i].to_f64() + sign * 3.0 * MARGIN / k);
+                    }
+                }
+            }
+            let (bn, _, _) = fwd(&x, &gamma, &beta, &res, false);
+            let closest = (0..n).map(|i| (bn[i].to_f64() + res[i].to_f64()).abs()).fold(f64::INFINITY, f64::min);
+            assert!(closest >= MARGIN, "{g:?}: a pre-activation stays {closest} from the kink");
+
+            let (y, sm, si) = fwd(&x, &gamma, &beta, &res, true);
+            assert!(y.contains(&T::ZERO) && y.iter().any(|&v| v > T::ZERO), "{g:?}: the ReLU mask is trivial");
+            let loss = |x: &[T], gamma: &[T], beta: &[T], res: &[T]| dot(&fwd(x, gamma, beta, res, true).0, &r);
+            let dg0 = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
+            let db0 = cast::<T>(&uniform(&mut rng, g.c, -1.0, 1.0));
+            let (mut dx, mut dg, mut db, mut dres) = (nan(n), dg0.clone(), db0.clone(), nan::<T>(n));
+            let e = if add { BnEpilogueGrad::AddRelu { y: &y[..], dresidual: &mut dres[..] } } else { BnEpilogueGrad::Relu { y: &y[..] } };
+            b.batch_norm_bwd(&g, &x, &gamma, &sm, &si, &r, &mut dx, &mut dg, &mut db, e);
+            let dg: Vec<T> = dg.iter().zip(&dg0).map(|(&a, &b)| a - b).collect();
+            let db: Vec<T> = db.iter().zip(&db0).map(|(&a, &b)| a - b).collect();
+            let what = format!("{g:?} {}", if add { "add+relu" } else { "relu" });
+            let (eps, rtol) = (tol.eps_smooth, tol.rtol_smooth);
+            grad_check(&format!("{what}: dx"), &x, &dx, eps, rtol, |x| loss(x, &gamma, &beta, &res));
+            grad_check(&format!("{what}: dgamma"), &gamma, &dg, eps, rtol, |gm| loss(&x, gm, &beta, &res));
+            grad_check(&format!("{what}: dbeta"), &beta, &db, eps, rtol, |bt| loss(&x, &gamma, bt, &res));
+            if add {
+                // Linear in the residual away from the kink.
+                grad_check(&format!("{what}: dresidual"), &res, &dres, tol.eps_kink, tol.rtol_linear, |rs| loss(&x, &gamma, &beta, rs));
+            }
+        }
+    }
+}
+
+in_both_precisions!(fused_batch_norm_gradients_match_finite_differences);
 
 // ---- activations ---------------------------------------------------------------------------------------------
 

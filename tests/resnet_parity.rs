@@ -69,7 +69,7 @@ fn check_eval<B: Backend>(b: &B, arch: Arch, rtol: f64) {
     let fx = fixture(arch);
     let (net, reg, host) = build(arch, &fx);
     let mut st = State::upload(b, &reg, &host).unwrap();
-    let acts = net.forward(b, &mut st, input(b, &fx), Mode::Eval, 4).unwrap();
+    let acts = net.forward(b, &mut st, &input(b, &fx), Mode::Eval, 4).unwrap();
     for s in 1..=4 {
         let got = acts.stage_output(s).unwrap().to_host(b).unwrap();
         assert_close(&format!("{arch} eval layer{s}"), &got, fx.f32(&format!("eval.layer{s}")), rtol);
@@ -84,7 +84,7 @@ fn check_eval<B: Backend>(b: &B, arch: Arch, rtol: f64) {
     assert_eq!(after.batches_tracked, host.batches_tracked);
 
     // Stopping early gives the same stage outputs.
-    let acts2 = net.forward(b, &mut st, input(b, &fx), Mode::Eval, 2).unwrap();
+    let acts2 = net.forward(b, &mut st, &input(b, &fx), Mode::Eval, 2).unwrap();
     assert_eq!(acts2.stages(), 2);
     assert_eq!(acts2.output().to_host(b).unwrap(), acts.stage_output(2).unwrap().to_host(b).unwrap());
     assert!(acts2.stage_output(3).is_err());
@@ -97,7 +97,8 @@ fn check_train<B: Backend>(b: &B, arch: Arch, rtol: f64, rtol_grads: Option<f64>
     let mut st = State::upload(b, &reg, &host).unwrap();
     let labels = fx.u32s("labels");
 
-    let acts = net.forward(b, &mut st, input(b, &fx), Mode::Train, 4).unwrap();
+    let x = input(b, &fx);
+    let acts = net.forward(b, &mut st, &x, Mode::Train, 4).unwrap();
     let pooled = net.pooled_features(b, &acts).unwrap();
     assert_close(&format!("{arch} train features"), &pooled.to_host(b).unwrap(), fx.f32("train.features"), rtol);
     let logits = net.logits(b, &st, &pooled).unwrap();
@@ -107,7 +108,7 @@ fn check_train<B: Backend>(b: &B, arch: Arch, rtol: f64, rtol_grads: Option<f64>
 
     let dlogits = cross_entropy::backward(b, &saved, &labels, 1.0).unwrap();
     let d4 = net.logits_backward(b, &mut st, &acts.output().shape, &pooled, &dlogits).unwrap();
-    let dinput = net.backward(b, &mut st, &acts, vec![None, None, None, Some(d4)], true).unwrap().unwrap();
+    let dinput = net.backward(b, &mut st, &x, &acts, vec![None, None, None, Some(d4)], true).unwrap().unwrap();
 
     let after = st.download(b).unwrap();
     for e in &reg.buffers.entries {

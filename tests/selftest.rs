@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use fgssl::backend::cpu::{Cpu, Cpu64};
 use fgssl::backend::geom::*;
-use fgssl::backend::Backend;
+use fgssl::backend::{Backend, BnEpilogue, BnEpilogueGrad};
 use fgssl::error::Result;
 use fgssl::selftest::{self, Options};
 use fgssl::tensor::{DType, Format, Shape};
@@ -32,6 +32,7 @@ impl Backend for Faulty {
     type Buf = Vec<f32>;
     type View<'a> = &'a [f32];
     type ViewMut<'a> = &'a mut [f32];
+    type Bytes = Vec<u8>;
 
     fn name(&self) -> String {
         format!("faulty cpu ({:?})", self.1)
@@ -50,6 +51,9 @@ impl Backend for Faulty {
     }
     fn download(&self, shape: &Shape, format: Format, buf: &Vec<f32>) -> Result<Vec<f32>> {
         self.0.download(shape, format, buf)
+    }
+    fn upload_bytes(&self, host: &[u8]) -> Result<Vec<u8>> {
+        self.0.upload_bytes(host)
     }
     fn view<'a>(&self, buf: &'a Vec<f32>, range: Range<usize>) -> &'a [f32] {
         self.0.view(buf, range)
@@ -80,11 +84,22 @@ impl Backend for Faulty {
         y: &mut [f32],
         sm: &mut [f32],
         si: &mut [f32],
+        epilogue: BnEpilogue<&[f32]>,
     ) {
-        self.0.batch_norm_fwd_train(g, x, gamma, beta, rm, rv, y, sm, si)
+        self.0.batch_norm_fwd_train(g, x, gamma, beta, rm, rv, y, sm, si, epilogue)
     }
-    fn batch_norm_fwd_eval(&self, g: &BatchNormGeom, x: &[f32], gamma: &[f32], beta: &[f32], rm: &[f32], rv: &[f32], y: &mut [f32]) {
-        self.0.batch_norm_fwd_eval(g, x, gamma, beta, rm, rv, y)
+    fn batch_norm_fwd_eval(
+        &self,
+        g: &BatchNormGeom,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        rm: &[f32],
+        rv: &[f32],
+        y: &mut [f32],
+        epilogue: BnEpilogue<&[f32]>,
+    ) {
+        self.0.batch_norm_fwd_eval(g, x, gamma, beta, rm, rv, y, epilogue)
     }
     fn batch_norm_bwd(
         &self,
@@ -97,8 +112,9 @@ impl Backend for Faulty {
         dx: &mut [f32],
         dgamma: &mut [f32],
         dbeta: &mut [f32],
+        epilogue: BnEpilogueGrad<&[f32], &mut [f32]>,
     ) {
-        self.0.batch_norm_bwd(g, x, gamma, sm, si, dy, dx, dgamma, dbeta)
+        self.0.batch_norm_bwd(g, x, gamma, sm, si, dy, dx, dgamma, dbeta, epilogue)
     }
     fn relu_fwd(&self, n: usize, x: &[f32], y: &mut [f32]) {
         self.0.relu_fwd(n, x, y)
@@ -167,6 +183,58 @@ impl Backend for Faulty {
     }
     fn sgd_step(&self, segments: &[SgdSegment], momentum: f32, params: &mut [f32], grads: &[f32], bufs: &mut [f32]) {
         self.0.sgd_step(segments, momentum, params, grads, bufs)
+    }
+    fn lars_step(&self, segments: &[LarsSegment], momentum: f32, eta: f32, params: &mut [f32], grads: &[f32], bufs: &mut [f32]) {
+        self.0.lars_step(segments, momentum, eta, params, grads, bufs)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn adamw_step(&self, segments: &[AdamwSegment], b1: f32, b2: f32, eps: f32, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
+        self.0.adamw_step(segments, b1, b2, eps, params, grads, m, v)
+    }
+    fn grad_norm(&self, segments: &[ArenaSegment], grads: &[f32], norm: &mut [f32]) {
+        self.0.grad_norm(segments, grads, norm)
+    }
+    fn scale(&self, n: usize, alpha: f32, y: &mut [f32]) {
+        self.0.scale(n, alpha, y)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn barlow_twins_fwd(
+        &self,
+        g: &BarlowTwinsGeom,
+        za: &[f32],
+        zb: &[f32],
+        za_hat: &mut [f32],
+        zb_hat: &mut [f32],
+        inv_std_a: &mut [f32],
+        inv_std_b: &mut [f32],
+        c: &mut [f32],
+        terms: &mut [f32],
+    ) {
+        self.0.barlow_twins_fwd(g, za, zb, za_hat, zb_hat, inv_std_a, inv_std_b, c, terms)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn barlow_twins_bwd(
+        &self,
+        g: &BarlowTwinsGeom,
+        za_hat: &[f32],
+        zb_hat: &[f32],
+        inv_std_a: &[f32],
+        inv_std_b: &[f32],
+        c: &[f32],
+        dloss: f32,
+        dza: &mut [f32],
+        dzb: &mut [f32],
+    ) {
+        self.0.barlow_twins_bwd(g, za_hat, zb_hat, inv_std_a, inv_std_b, c, dloss, dza, dzb)
+    }
+    fn l2_normalized_std_fwd(&self, g: &L2NormalizedStdGeom, z: &[f32], out: &mut [f32]) {
+        self.0.l2_normalized_std_fwd(g, z, out)
+    }
+    fn augment_fwd(&self, g: &AugmentGeom, images: &Vec<u8>, params: &[SampleAug], perms: &[u32], ys: Vec<&mut [f32]>) {
+        self.0.augment_fwd(g, images, params, perms, ys)
+    }
+    fn jigsaw_fwd(&self, g: &JigsawGeom, perms: &[u32], x: &[f32], y: &mut [f32]) {
+        self.0.jigsaw_fwd(g, perms, x, y)
     }
 }
 

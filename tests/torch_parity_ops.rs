@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use fgssl::backend::cpu::Cpu;
 use fgssl::backend::geom::*;
-use fgssl::backend::Backend;
+use fgssl::backend::{Backend, BnEpilogue, BnEpilogueGrad};
 
 /// Elementwise ops (relu, elu, add, concat, pooling routing): one or two roundings at most.
 const RTOL_ELEMENTWISE: f64 = 1e-6;
@@ -125,7 +125,7 @@ fn check_bn_train(op: &str, expect: usize) {
         let mut rv = f.f32(&k("running_var_in")).to_vec();
         let mut y = nan(g.numel());
         let (mut mean, mut invstd) = (nan(g.c), nan(g.c));
-        b.batch_norm_fwd_train(&g, x, gamma, beta, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd);
+        b.batch_norm_fwd_train(&g, x, gamma, beta, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd, BnEpilogue::None);
         assert_close(&what("y"), &y, f.f32(&k("y")), RTOL_REDUCTION);
         assert_close(&what("running_mean"), &rm, f.f32(&k("running_mean_out")), RTOL_REDUCTION);
         assert_close(&what("running_var"), &rv, f.f32(&k("running_var_out")), RTOL_REDUCTION);
@@ -134,7 +134,7 @@ fn check_bn_train(op: &str, expect: usize) {
 
         let mut dx = nan(g.numel());
         let (mut dgamma, mut dbeta) = (vec![0.0; g.c], vec![0.0; g.c]);
-        b.batch_norm_bwd(&g, x, gamma, &mean, &invstd, f.f32(&k("dy")), &mut dx, &mut dgamma, &mut dbeta);
+        b.batch_norm_bwd(&g, x, gamma, &mean, &invstd, f.f32(&k("dy")), &mut dx, &mut dgamma, &mut dbeta, BnEpilogueGrad::None);
         assert_close(&what("dx"), &dx, f.f32(&k("dx")), RTOL_REDUCTION);
         assert_close(&what("dgamma"), &dgamma, f.f32(&k("dgamma")), RTOL_REDUCTION);
         assert_close(&what("dbeta"), &dbeta, f.f32(&k("dbeta")), RTOL_REDUCTION);
@@ -143,7 +143,7 @@ fn check_bn_train(op: &str, expect: usize) {
         let mut dgamma2 = f.f32(&k("dgamma")).to_vec();
         let mut dbeta2 = f.f32(&k("dbeta")).to_vec();
         let mut dx2 = nan(g.numel());
-        b.batch_norm_bwd(&g, x, gamma, &mean, &invstd, f.f32(&k("dy")), &mut dx2, &mut dgamma2, &mut dbeta2);
+        b.batch_norm_bwd(&g, x, gamma, &mean, &invstd, f.f32(&k("dy")), &mut dx2, &mut dgamma2, &mut dbeta2, BnEpilogueGrad::None);
         let twice = |s: &str| f.f32(&k(s)).iter().map(|v| 2.0 * v).collect::<Vec<f32>>();
         assert_close(&what("dgamma accumulated"), &dgamma2, &twice("dgamma"), RTOL_REDUCTION);
         assert_close(&what("dbeta accumulated"), &dbeta2, &twice("dbeta"), RTOL_REDUCTION);
@@ -169,7 +169,16 @@ fn batch_norm_2d_eval_matches_torch() {
         let k = |s: &str| format!("{pre}{s}");
         let g = bn_geom(&f, pre);
         let mut y = nan(g.numel());
-        b.batch_norm_fwd_eval(&g, f.f32(&k("x")), f.f32(&k("gamma")), f.f32(&k("beta")), f.f32(&k("running_mean")), f.f32(&k("running_var")), &mut y);
+        b.batch_norm_fwd_eval(
+            &g,
+            f.f32(&k("x")),
+            f.f32(&k("gamma")),
+            f.f32(&k("beta")),
+            f.f32(&k("running_mean")),
+            f.f32(&k("running_var")),
+            &mut y,
+            BnEpilogue::None,
+        );
         assert_close(&format!("bn2d_eval {case} y"), &y, f.f32(&k("y")), RTOL_REDUCTION);
     });
 }

@@ -23,6 +23,28 @@ use crate::error::Result;
 use crate::tensor::{DType, Format, Shape};
 use geom::*;
 
+/// What batch norm's elementwise pass does after the affine map `bn(x) = (x - mean) * invstd * gamma + beta`: the
+/// fused BN+ReLU and BN+add+ReLU of ResNet units and block tails, one pass instead of two or three.
+#[derive(Clone, Copy, Debug)]
+pub enum BnEpilogue<V> {
+    /// `y = bn(x)`.
+    None,
+    /// `y = relu(bn(x))`.
+    Relu,
+    /// `y = relu(bn(x) + residual)`, residual shaped like `x`.
+    AddRelu(V),
+}
+
+/// The backward twin of [`BnEpilogue`]. The ReLU mask comes from the fused forward's saved output `y`: the
+/// gradient reaching batch norm is `dy * (y > 0)` (as `relu_bwd`), and for `AddRelu` that same masked gradient is
+/// the residual's gradient, written into `dresidual`.
+#[derive(Debug)]
+pub enum BnEpilogueGrad<V, M> {
+    None,
+    Relu { y: V },
+    AddRelu { y: V, dresidual: M },
+}
+
 pub trait Backend: Sized {
     /// Owned memory: one tensor, or an arena holding many (parameters, gradients, optimizer state).
     type Buf;
@@ -34,6 +56,8 @@ pub trait Backend: Sized {
     type ViewMut<'a>
     where
         Self: 'a;
+    /// Owned u8 memory: a batch of cached images (`[n, side, side, 3]` HWC RGB), uploaded once per batch.
+    type Bytes;
 
     // ---- device and memory -------------------------------------------------------------------------------------
 
@@ -48,10 +72,17 @@ pub trait Backend: Sized {
     }
     /// `numel` elements of `dtype`, contents unspecified.
     fn alloc(&self, numel: usize, dtype: DType) -> Result<Self::Buf>;
+    /// Device memory allocations (driver calls, not cache hits) made so far, for checks that steady-state training
+    /// allocates nothing; `None` for a backend that does not count them (the CPU).
+    fn device_allocations(&self) -> Option<u64> {
+        None
+    }
     /// Host data in PyTorch's contiguous order (NCHW, f32) to a buffer in `format`.
     fn upload(&self, shape: &Shape, format: Format, host: &[f32]) -> Result<Self::Buf>;
     /// A buffer in `format` back to host data in PyTorch's contiguous order (NCHW, f32).
     fn download(&self, shape: &Shape, format: Format, buf: &Self::Buf) -> Result<Vec<f32>>;
+    /// Host bytes (cached u8 images) to the device, unchanged.
+    fn upload_bytes(&self, host: &[u8]) -> Result<Self::Bytes>;
     fn view<'a>(&self, buf: &'a Self::Buf, range: Range<usize>) -> Self::View<'a>;
     fn view_mut<'a>(&self, buf: &'a mut Self::Buf, range: Range<usize>) -> Self::ViewMut<'a>;
     /// Two writable windows into disjoint ranges of one buffer (in either order), e.g. a layer's weight and bias
@@ -79,7 +110,8 @@ pub trait Backend: Sized {
     // ---- batch norm, 2-d and 1-d ---------------------------------------------------------------------------------
 
     /// Training mode: normalise with batch statistics, save mean and 1/sqrt(var + eps) per channel for backward,
-    /// and update the running statistics in place.
+    /// and update the running statistics in place. `epilogue` fuses a ReLU or a residual add + ReLU into the
+    /// same elementwise pass ([`BnEpilogue`]).
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_fwd_train(
         &self,
@@ -92,8 +124,9 @@ pub trait Backend: Sized {
         y: Self::ViewMut<'_>,
         saved_mean: Self::ViewMut<'_>,
         saved_invstd: Self::ViewMut<'_>,
+        epilogue: BnEpilogue<Self::View<'_>>,
     );
-    /// Evaluation mode: normalise with the running statistics.
+    /// Evaluation mode: normalise with the running statistics, then `epilogue`.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_fwd_eval(
         &self,
@@ -104,8 +137,11 @@ pub trait Backend: Sized {
         running_mean: Self::View<'_>,
         running_var: Self::View<'_>,
         y: Self::ViewMut<'_>,
+        epilogue: BnEpilogue<Self::View<'_>>,
     );
-    /// Backward of the training-mode forward: `dx = ...`, `dgamma += ...`, `dbeta += ...`.
+    /// Backward of the training-mode forward: `dx = ...`, `dgamma += ...`, `dbeta += ...`. `epilogue` must match
+    /// the forward's: it masks `dy` with the saved fused output and writes the residual's gradient
+    /// ([`BnEpilogueGrad`]).
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_bwd(
         &self,
@@ -118,6 +154,7 @@ pub trait Backend: Sized {
         dx: Self::ViewMut<'_>,
         dgamma: Self::ViewMut<'_>,
         dbeta: Self::ViewMut<'_>,
+        epilogue: BnEpilogueGrad<Self::View<'_>, Self::ViewMut<'_>>,
     );
 
     // ---- activations ---------------------------------------------------------------------------------------------
@@ -178,4 +215,71 @@ pub trait Backend: Sized {
     /// SGD with momentum and weight decay, PyTorch semantics, over every segment of the parameter arena in one pass:
     /// `g = grad + wd * p; buf = has_momentum ? momentum * buf + g : g; p -= lr * buf`.
     fn sgd_step(&self, segments: &[SgdSegment], momentum: f32, params: Self::ViewMut<'_>, grads: Self::View<'_>, bufs: Self::ViewMut<'_>);
+    /// LARS (Barlow Twins style) over every segment ([`LarsSegment`] gives the update): per-segment norms of `p`
+    /// and of `grad + wd * p` (deterministic reductions), the trust ratio `eta ‖p‖ / ‖d‖`, then the momentum update.
+    fn lars_step(&self, segments: &[LarsSegment], momentum: f32, eta: f32, params: Self::ViewMut<'_>, grads: Self::View<'_>, bufs: Self::ViewMut<'_>);
+    /// AdamW, PyTorch semantics ([`AdamwSegment`] gives the update), over every segment in one pass. `exp_avg` and
+    /// `exp_avg_sq` are arenas laid out like `params` (zero before a tensor's first step).
+    #[allow(clippy::too_many_arguments)]
+    fn adamw_step(
+        &self,
+        segments: &[AdamwSegment],
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        params: Self::ViewMut<'_>,
+        grads: Self::View<'_>,
+        exp_avg: Self::ViewMut<'_>,
+        exp_avg_sq: Self::ViewMut<'_>,
+    );
+    /// `norm[0] = sqrt(Σ grads²)` over the segments (global gradient-norm clipping), a deterministic reduction.
+    fn grad_norm(&self, segments: &[ArenaSegment], grads: Self::View<'_>, norm: Self::ViewMut<'_>);
+    /// `y[i] *= alpha` (scales the gradient arena by the clipping factor).
+    fn scale(&self, n: usize, alpha: f32, y: Self::ViewMut<'_>);
+
+    // ---- Barlow Twins loss and its collapse monitor ---------------------------------------------------------------
+
+    /// Standardises `za`, `zb` `[n, f]` per column (written to `za_hat`, `zb_hat`, with `1/σ` per column in
+    /// `inv_std_a`, `inv_std_b`), writes the cross-correlation `c = za_hatᵀ zb_hat / n` `[f, f]` and
+    /// `terms = [loss, on_diag, off_diag]` (see [`BarlowTwinsGeom`] for the two forms).
+    #[allow(clippy::too_many_arguments)]
+    fn barlow_twins_fwd(
+        &self,
+        g: &BarlowTwinsGeom,
+        za: Self::View<'_>,
+        zb: Self::View<'_>,
+        za_hat: Self::ViewMut<'_>,
+        zb_hat: Self::ViewMut<'_>,
+        inv_std_a: Self::ViewMut<'_>,
+        inv_std_b: Self::ViewMut<'_>,
+        c: Self::ViewMut<'_>,
+        terms: Self::ViewMut<'_>,
+    );
+    /// Gradients of `dloss * loss` with respect to `za` and `zb` (written), from what the forward saved.
+    #[allow(clippy::too_many_arguments)]
+    fn barlow_twins_bwd(
+        &self,
+        g: &BarlowTwinsGeom,
+        za_hat: Self::View<'_>,
+        zb_hat: Self::View<'_>,
+        inv_std_a: Self::View<'_>,
+        inv_std_b: Self::View<'_>,
+        c: Self::View<'_>,
+        dloss: f32,
+        dza: Self::ViewMut<'_>,
+        dzb: Self::ViewMut<'_>,
+    );
+    /// `out[0] = std_of_l2_normalized(z)` ([`L2NormalizedStdGeom`]): ≈ 0 for collapsed embeddings, ≈ 1/√f healthy.
+    fn l2_normalized_std_fwd(&self, g: &L2NormalizedStdGeom, z: Self::View<'_>, out: Self::ViewMut<'_>);
+
+    // ---- augmentation and jigsaw (data, so no backward) ------------------------------------------------------
+
+    /// Cached u8 images `[n, src, src, 3]` to `g.views` normalised f32 views `[n, 3, out, out]`, applying each
+    /// sample's `params` (crop + bilinear resize, flips, colour jitter, grayscale, Gaussian blur, solarize,
+    /// normalise; semantics in `augment::policy`), then view `k`'s jigsaw on a `g.grids[k]` grid (0: none) with
+    /// its permutations, which follow each other in `perms` (`n * grid^2` per shuffled view, in view order).
+    /// Params and permutations are host data; a device backend copies them once per call.
+    fn augment_fwd(&self, g: &AugmentGeom, images: &Self::Bytes, params: &[SampleAug], perms: &[u32], ys: Vec<Self::ViewMut<'_>>);
+    /// Jigsaw gather on f32 activations: tile `d` of `y` is tile `perms[i * grid^2 + d]` of `x`, per sample `i`.
+    fn jigsaw_fwd(&self, g: &JigsawGeom, perms: &[u32], x: Self::View<'_>, y: Self::ViewMut<'_>);
 }

@@ -116,7 +116,7 @@ fn embed_to_csv<B: Backend>(b: &B, net: &ResNet, reg: &Registry, host: &HostStat
                 batch.extend_from_slice(&d?);
             }
             let x = Tensor::from_host(b, [chunk.len(), 3, size, size], &batch)?;
-            let feats = net.embed(b, &mut st, x)?.to_host(b)?;
+            let feats = net.embed(b, &mut st, &x)?.to_host(b)?;
             debug_assert_eq!(feats.len(), chunk.len() * dim);
             for (path, row) in chunk.iter().zip(feats.chunks_exact(dim)) {
                 line.clear();

@@ -353,3 +353,28 @@ fn seeded(dataset: &Dataset, pool: &[usize], cfg: &SplitConfig) -> Result<[Vec<u
     }
     Ok(out)
 }
+
+/// A stratified, seeded subset of the labelled samples in `indices` (e.g. the train split) holding `fraction` of
+/// each class, rounded to the nearest count but at least one per class present (`--label-fraction`). Which samples
+/// are kept depends only on the seed and the samples' ids: each class's samples are ordered by a seeded hash of
+/// their id and the first ones are taken. Returns indices sorted as given.
+pub fn label_subset(dataset: &Dataset, indices: &[usize], fraction: f64, seed: u64) -> Result<Vec<usize>> {
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(Error::Invalid(format!("label fraction must be in (0, 1], got {fraction}")));
+    }
+    let mut by_class: BTreeMap<usize, Vec<(u64, usize)>> = BTreeMap::new();
+    for &i in indices {
+        let s = &dataset.samples[i];
+        if let Some(label) = s.label {
+            let key = fnv1a64(format!("{seed}:{}", s.id).as_bytes());
+            by_class.entry(label).or_default().push((key, i));
+        }
+    }
+    let mut keep = HashSet::new();
+    for members in by_class.values_mut() {
+        members.sort_unstable();
+        let take = ((members.len() as f64 * fraction).round() as usize).clamp(1, members.len());
+        keep.extend(members[..take].iter().map(|&(_, i)| i));
+    }
+    Ok(indices.iter().copied().filter(|i| keep.contains(i)).collect())
+}

@@ -4,6 +4,7 @@
 //! [`State`]. Forward and backward are written out by hand (no tape): `forward` returns the activations that
 //! `backward` needs, `backward` walks them in reverse and accumulates parameter gradients.
 
+pub mod fgssl;
 pub mod resnet;
 
 use std::collections::BTreeMap;

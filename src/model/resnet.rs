@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::ops::{add, global_pool, max_pool2d, relu, BatchNorm, BnSaved, Conv2d, Linear, Mode};
+use crate::ops::{add, global_pool, max_pool2d, BatchNorm, BnSaved, Conv2d, Linear, Mode};
 use crate::params::Init;
 use crate::tensor::{Shape, Tensor};
 
@@ -95,7 +95,8 @@ struct Block {
 }
 
 /// What a block's training forward keeps. Unit `i` saved its conv output (the BN input), its BN statistics and,
-/// except for the last unit, its ReLU output (the next unit's input).
+/// except for the last unit, its fused BN+ReLU output (the next unit's input, and the ReLU mask for backward).
+/// The last unit's fused BN+add+ReLU output is the block output, which the caller keeps anyway.
 struct UnitSaved<B: Backend> {
     conv_out: Tensor<B>,
     bn: BnSaved<B>,
@@ -105,8 +106,6 @@ struct UnitSaved<B: Backend> {
 struct BlockSaved<B: Backend> {
     units: Vec<UnitSaved<B>>,
     downsample: Option<(Tensor<B>, BnSaved<B>)>,
-    /// Pre-activation of the final ReLU: residual sum.
-    sum: Tensor<B>,
 }
 
 impl Block {
@@ -133,10 +132,13 @@ impl Block {
         self.units.last().expect("a block has units").conv.c_out
     }
 
+    /// `relu(units(x) + shortcut(x))`: each inner unit is conv -> fused BN+ReLU, the last unit conv -> fused
+    /// BN+add+ReLU with the shortcut as the residual (bit-identical on the CPU to BN, add and ReLU run apart).
     fn forward<B: Backend>(&self, b: &B, st: &mut State<B>, x: &Tensor<B>, mode: Mode) -> Result<(Tensor<B>, Option<BlockSaved<B>>)> {
         let mut units: Vec<UnitSaved<B>> = Vec::with_capacity(self.units.len()); // stays empty in evaluation
-        let mut act: Option<Tensor<B>> = None; // ReLU output of the previous unit: this unit's input
-        let mut last_bn_out = None;
+        let mut act: Option<Tensor<B>> = None; // fused BN+ReLU output of the previous unit: this unit's input
+        let mut out = None;
+        let mut downsample = None;
         for (i, u) in self.units.iter().enumerate() {
             let conv_out = u.conv.forward(b, &st.params, act.as_ref().unwrap_or(x))?;
             // The previous activation is kept with its unit for backward (training) or dropped (evaluation).
@@ -144,33 +146,64 @@ impl Block {
                 Some(prev) => prev.act = act.take(),
                 None => act = None,
             }
-            let (bn_out, bn) = u.bn.forward(b, &st.params, &mut st.buffers, &conv_out, mode)?;
+            let (bn_out, bn) = if i + 1 < self.units.len() {
+                u.bn.forward_relu(b, &st.params, &mut st.buffers, &conv_out, mode)?
+            } else {
+                // The shortcut, computed only now so that it is not held while the inner units run.
+                let short = match &self.downsample {
+                    None => None,
+                    Some(d) => {
+                        let ds_conv_out = d.conv.forward(b, &st.params, x)?;
+                        let (short, saved) = d.bn.forward(b, &st.params, &mut st.buffers, &ds_conv_out, mode)?;
+                        downsample = saved.map(|s| (ds_conv_out, s));
+                        Some(short)
+                    }
+                };
+                u.bn.forward_add_relu(b, &st.params, &mut st.buffers, &conv_out, short.as_ref().unwrap_or(x), mode)?
+            };
             if let Some(bn) = bn {
                 units.push(UnitSaved { conv_out, bn, act: None });
             }
-            if i + 1 == self.units.len() {
-                last_bn_out = Some(bn_out);
+            if i + 1 < self.units.len() {
+                act = Some(bn_out);
             } else {
-                act = Some(relu::forward(b, &bn_out)?);
+                out = Some(bn_out);
             }
         }
-        let main = last_bn_out.expect("a block has units");
-        let (sum, downsample) = match &self.downsample {
-            None => (add::forward(b, &main, x)?, None),
-            Some(d) => {
-                let conv_out = d.conv.forward(b, &st.params, x)?;
-                let (short, saved) = d.bn.forward(b, &st.params, &mut st.buffers, &conv_out, mode)?;
-                (add::forward(b, &main, &short)?, saved.map(|s| (conv_out, s)))
-            }
-        };
-        let out = relu::forward(b, &sum)?;
-        let saved = (mode == Mode::Train).then_some(BlockSaved { units, downsample, sum });
-        Ok((out, saved))
+        let saved = (mode == Mode::Train).then_some(BlockSaved { units, downsample });
+        Ok((out.expect("a block has units"), saved))
     }
 
-    /// Gradient with respect to the block input `x`, given the gradient of its output.
-    fn backward<B: Backend>(&self, b: &B, st: &mut State<B>, x: &Tensor<B>, saved: &BlockSaved<B>, d_out: &Tensor<B>) -> Result<Tensor<B>> {
-        let d_sum = relu::backward(b, &saved.sum, d_out)?;
+    /// Gradient with respect to the block input `x`, given the block output `out` (the ReLU mask of the tail) and
+    /// the gradient of the output.
+    fn backward<B: Backend>(
+        &self,
+        b: &B,
+        st: &mut State<B>,
+        x: &Tensor<B>,
+        out: &Tensor<B>,
+        saved: &BlockSaved<B>,
+        d_out: &Tensor<B>,
+    ) -> Result<Tensor<B>> {
+        // Walk the units in reverse; `grad` is the gradient at the input of unit i + 1 (the output of unit i).
+        let mut grad: Option<Tensor<B>> = None;
+        // Gradient of the residual sum: what the shortcut receives.
+        let mut d_sum: Option<Tensor<B>> = None;
+        for (i, u) in self.units.iter().enumerate().rev() {
+            let us = &saved.units[i];
+            let d_conv_out = if i + 1 == self.units.len() {
+                let (d_conv_out, d_res) = u.bn.backward_add_relu(b, &mut st.params, &us.conv_out, &us.bn, out, d_out)?;
+                d_sum = Some(d_res);
+                d_conv_out
+            } else {
+                let y = us.act.as_ref().expect("saved in training");
+                let d_y = grad.as_ref().expect("set by the unit after this one");
+                u.bn.backward_relu(b, &mut st.params, &us.conv_out, &us.bn, y, d_y)?
+            };
+            let input = if i == 0 { x } else { saved.units[i - 1].act.as_ref().expect("saved in training") };
+            grad = Some(u.conv.backward(b, &mut st.params, input, &d_conv_out, true)?.expect("dx requested"));
+        }
+        let d_sum = d_sum.expect("a block has units");
         let d_short = match (&self.downsample, &saved.downsample) {
             (Some(d), Some((conv_out, bn))) => {
                 let d_conv = d.bn.backward(b, &mut st.params, conv_out, bn, &d_sum)?;
@@ -178,16 +211,6 @@ impl Block {
             }
             _ => None,
         };
-        // Walk the units in reverse; `grad` is the gradient of unit i's BN output (None: it is `d_sum`).
-        let mut grad: Option<Tensor<B>> = None;
-        for (i, u) in self.units.iter().enumerate().rev() {
-            let us = &saved.units[i];
-            let d_bn_out = grad.as_ref().unwrap_or(&d_sum);
-            let d_conv_out = u.bn.backward(b, &mut st.params, &us.conv_out, &us.bn, d_bn_out)?;
-            let input = if i == 0 { x } else { saved.units[i - 1].act.as_ref().expect("saved in training") };
-            let d_input = u.conv.backward(b, &mut st.params, input, &d_conv_out, true)?.expect("dx requested");
-            grad = Some(if i == 0 { d_input } else { relu::backward(b, input, &d_input)? });
-        }
         let d_main = grad.expect("a block has units");
         add::forward(b, &d_main, d_short.as_ref().unwrap_or(&d_sum))
     }
@@ -215,10 +238,9 @@ struct StemSaved<B: Backend> {
     act: Tensor<B>,
 }
 
-/// The result of a backbone forward. `xs[0]` is the stem output (the input of `layer1`), `xs[i + 1]` the output
+/// The result of a backbone forward (the input image is not kept: backward takes it again). `xs[0]` is the stem output (the input of `layer1`), `xs[i + 1]` the output
 /// of block `i` (blocks counted over all stages). Evaluation keeps only the stage outputs.
 pub struct Activations<B: Backend> {
-    input: Tensor<B>,
     stem: Option<StemSaved<B>>,
     xs: Vec<Option<Tensor<B>>>,
     blocks: Vec<BlockSaved<B>>,
@@ -273,18 +295,16 @@ impl ResNet {
         (ResNet { arch, stem, stages, classifier }, reg)
     }
 
-    /// Runs the stem and `layer1..layer{stop_after}` (1..=4). Takes the input `[N, 3, H, W]` by value: training
-    /// keeps it for the stem's weight gradient.
-    pub fn forward<B: Backend>(&self, b: &B, st: &mut State<B>, x: Tensor<B>, mode: Mode, stop_after: usize) -> Result<Activations<B>> {
+    /// Runs the stem and `layer1..layer{stop_after}` (1..=4) on the input `[N, 3, H, W]`.
+    pub fn forward<B: Backend>(&self, b: &B, st: &mut State<B>, x: &Tensor<B>, mode: Mode, stop_after: usize) -> Result<Activations<B>> {
         if !(1..=4).contains(&stop_after) {
             return Err(Error::Invalid(format!("a ResNet forward stops after layer1..layer4, not layer{stop_after}")));
         }
-        let conv_out = self.stem.conv.forward(b, &st.params, &x)?;
-        let (bn_out, bn) = self.stem.bn.forward(b, &st.params, &mut st.buffers, &conv_out, mode)?;
-        let act = relu::forward(b, &bn_out)?;
+        let conv_out = self.stem.conv.forward(b, &st.params, x)?;
+        let (act, bn) = self.stem.bn.forward_relu(b, &st.params, &mut st.buffers, &conv_out, mode)?;
         let pooled = max_pool2d::forward(b, &act, 3, 2, 1)?;
         let stem = bn.map(|bn| StemSaved { conv_out, bn, act });
-        let mut acts = Activations { input: x, stem, xs: vec![Some(pooled)], blocks: Vec::new(), stage_end: Vec::new() };
+        let mut acts = Activations { stem, xs: vec![Some(pooled)], blocks: Vec::new(), stage_end: Vec::new() };
         for blocks in &self.stages[..stop_after] {
             for block in blocks {
                 let i = acts.xs.len() - 1;
@@ -301,13 +321,15 @@ impl ResNet {
         Ok(acts)
     }
 
-    /// Backward through the stages that ran. `stage_grads[k]` is the gradient arriving at the output of
-    /// `layer{k+1}` from outside (a head, the classifier); the last stage that ran must have one. Accumulates all
-    /// parameter gradients; returns the gradient of the input image when `need_dinput`.
+    /// Backward through the stages that ran, given the forward's `input`. `stage_grads[k]` is the gradient
+    /// arriving at the output of `layer{k+1}` from outside (a head, the classifier); stages after the last one
+    /// with a gradient are skipped (they ran, but nothing depends on them: FG-SSL's reference-style full
+    /// forward). Accumulates all parameter gradients; returns the gradient of the input image when `need_dinput`.
     pub fn backward<B: Backend>(
         &self,
         b: &B,
         st: &mut State<B>,
+        input: &Tensor<B>,
         acts: &Activations<B>,
         mut stage_grads: Vec<Option<Tensor<B>>>,
         need_dinput: bool,
@@ -315,9 +337,14 @@ impl ResNet {
         let stem = acts.stem.as_ref().ok_or_else(|| Error::Invalid("backward needs a training-mode forward".into()))?;
         stage_grads.resize_with(4, || None);
         let ran = acts.stages();
+        let used = stage_grads[..ran]
+            .iter()
+            .rposition(Option::is_some)
+            .map(|s| s + 1)
+            .ok_or_else(|| Error::Invalid("backward needs a gradient at the output of a stage that ran".into()))?;
         let mut grad: Option<Tensor<B>> = None;
-        let mut block_index = acts.blocks.len();
-        for s in (0..ran).rev() {
+        let mut block_index: usize = self.stages[..used].iter().map(Vec::len).sum();
+        for s in (0..used).rev() {
             // Gradient at this stage's output: from the later stages plus from outside.
             grad = match (grad.take(), stage_grads[s].take()) {
                 (Some(g), Some(extra)) => Some(add::forward(b, &g, &extra)?),
@@ -327,14 +354,14 @@ impl ResNet {
                 block_index -= 1;
                 let d_out = grad.take().ok_or_else(|| Error::Invalid(format!("no gradient reaches the output of layer{}", s + 1)))?;
                 let x = acts.xs[block_index].as_ref().expect("saved in training");
-                grad = Some(block.backward(b, st, x, &acts.blocks[block_index], &d_out)?);
+                let out = acts.xs[block_index + 1].as_ref().expect("saved in training");
+                grad = Some(block.backward(b, st, x, out, &acts.blocks[block_index], &d_out)?);
             }
         }
         let d_pooled = grad.expect("at least one stage ran");
         let d_act = max_pool2d::backward(b, &stem.act, &d_pooled, 3, 2, 1)?;
-        let d_bn_out = relu::backward(b, &stem.act, &d_act)?;
-        let d_conv_out = self.stem.bn.backward(b, &mut st.params, &stem.conv_out, &stem.bn, &d_bn_out)?;
-        self.stem.conv.backward(b, &mut st.params, &acts.input, &d_conv_out, need_dinput)
+        let d_conv_out = self.stem.bn.backward_relu(b, &mut st.params, &stem.conv_out, &stem.bn, &stem.act, &d_act)?;
+        self.stem.conv.backward(b, &mut st.params, input, &d_conv_out, need_dinput)
     }
 
     /// Global-average-pooled `layer4` features `[N, C]` (torchvision with `fc = Identity`).
@@ -363,7 +390,7 @@ impl ResNet {
     }
 
     /// Evaluation-mode pooled features of a batch: what `fgssl embed` writes.
-    pub fn embed<B: Backend>(&self, b: &B, st: &mut State<B>, x: Tensor<B>) -> Result<Tensor<B>> {
+    pub fn embed<B: Backend>(&self, b: &B, st: &mut State<B>, x: &Tensor<B>) -> Result<Tensor<B>> {
         let acts = self.forward(b, st, x, Mode::Eval, 4)?;
         self.pooled_features(b, &acts)
     }

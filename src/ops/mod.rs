@@ -6,12 +6,16 @@
 //! [`Slot`]: crate::params::Slot
 
 pub mod add;
+pub mod augment;
+pub mod barlow_twins;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
 pub mod cross_entropy;
 pub mod elu;
 pub mod global_pool;
+pub mod jigsaw;
+pub mod l2_normalized_std;
 pub mod linear;
 pub mod max_pool2d;
 pub mod relu;

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::Element;
 use crate::backend::geom::BatchNormGeom;
+use crate::backend::{BnEpilogue, BnEpilogueGrad};
 
 /// Elements per task in the elementwise pass (planes are grouped until they reach this size).
 const MIN_TASK: usize = 1 << 14;
@@ -25,18 +26,36 @@ fn channel<'a, T: Element>(g: &BatchNormGeom, t: &'a [T], c: usize) -> impl Iter
     (0..g.n).map(move |i| &t[(i * cc + c) * hw..][..hw])
 }
 
-/// `y = (x - center[c]) * scale[c] + shift[c]` over every plane, in parallel. Centring first keeps precision
-/// when a channel's mean is large compared with its spread.
-fn affine<T: Element>(g: &BatchNormGeom, x: &[T], center: &[T], scale: &[T], shift: &[T], y: &mut [T]) {
+/// `y = (x - center[c]) * scale[c] + shift[c]` over every plane, in parallel, then the epilogue (`+ residual`,
+/// ReLU) on the same value. Centring first keeps precision when a channel's mean is large compared with its
+/// spread. The fused forms round exactly as the separate ops do (`add_fwd` computes `a + b`, `relu_fwd` keeps
+/// NaN), so fusing changes no bit.
+fn affine<T: Element>(g: &BatchNormGeom, x: &[T], center: &[T], scale: &[T], shift: &[T], epilogue: BnEpilogue<&[T]>, y: &mut [T]) {
     if y.is_empty() {
         return;
     }
+    let (residual, relu) = match epilogue {
+        BnEpilogue::None => (None, false),
+        BnEpilogue::Relu => (None, true),
+        BnEpilogue::AddRelu(r) => {
+            assert_eq!(r.len(), g.numel(), "batch_norm: residual length for {g:?}");
+            (Some(r), true)
+        }
+    };
     let min_planes = (MIN_TASK / g.hw.max(1)).max(1);
     y.par_chunks_mut(g.hw).zip(x.par_chunks(g.hw)).enumerate().with_min_len(min_planes).for_each(|(plane, (y, x))| {
         let c = plane % g.c;
         let (m, a, b) = (center[c], scale[c], shift[c]);
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = (x - m) * a + b;
+        let r = residual.map(|r| &r[plane * g.hw..][..g.hw]);
+        for (j, (y, &x)) in y.iter_mut().zip(x).enumerate() {
+            let mut v = (x - m) * a + b;
+            if let Some(r) = r {
+                v += r[j];
+            }
+            if relu && !(v > T::ZERO || v.is_nan()) {
+                v = T::ZERO;
+            }
+            *y = v;
         }
     });
 }
@@ -72,6 +91,7 @@ pub fn fwd_train<T: Element>(
     y: &mut [T],
     saved_mean: &mut [T],
     saved_invstd: &mut [T],
+    epilogue: BnEpilogue<&[T]>,
 ) {
     assert_eq!(x.len(), g.numel(), "batch_norm_fwd_train: x length for {g:?}");
     assert_eq!(y.len(), g.numel(), "batch_norm_fwd_train: y length for {g:?}");
@@ -90,21 +110,34 @@ pub fn fwd_train<T: Element>(
         running_var[c] = T::from_f64((1.0 - m) * running_var[c].to_f64() + m * var * cnt / (cnt - 1.0));
         scale[c] = T::from_f64(invstd * gamma[c].to_f64());
     }
-    affine(g, x, saved_mean, &scale, beta, y);
+    affine(g, x, saved_mean, &scale, beta, epilogue, y);
 }
 
-/// Evaluation-mode forward: normalise with the running statistics.
-pub fn fwd_eval<T: Element>(g: &BatchNormGeom, x: &[T], gamma: &[T], beta: &[T], running_mean: &[T], running_var: &[T], y: &mut [T]) {
+/// Evaluation-mode forward: normalise with the running statistics, then the epilogue.
+pub fn fwd_eval<T: Element>(
+    g: &BatchNormGeom,
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    running_mean: &[T],
+    running_var: &[T],
+    y: &mut [T],
+    epilogue: BnEpilogue<&[T]>,
+) {
     assert_eq!(x.len(), g.numel(), "batch_norm_fwd_eval: x length for {g:?}");
     assert_eq!(y.len(), g.numel(), "batch_norm_fwd_eval: y length for {g:?}");
     check_params(g, "batch_norm_fwd_eval", &[gamma, beta, running_mean, running_var]);
     let scale: Vec<T> = (0..g.c).map(|c| T::from_f64(gamma[c].to_f64() / (running_var[c].to_f64() + g.eps as f64).sqrt())).collect();
-    affine(g, x, running_mean, &scale, beta, y);
+    affine(g, x, running_mean, &scale, beta, epilogue, y);
 }
 
 /// Backward of the training-mode forward, with `xhat = (x - mean) * invstd` and `count = n * hw`:
 /// `dx = gamma * invstd / count * (count * dy - Σdy - xhat * Σ(dy * xhat))` (written),
 /// `dgamma += Σ dy * xhat`, `dbeta += Σ dy` (accumulated).
+///
+/// With a fused epilogue, `dy` is first masked with the fused output, `dy * (y > 0)` (exactly `relu_bwd`), and
+/// for `AddRelu` the masked gradient is also written to `dresidual`; the mask is applied on the fly, so the sums
+/// see the same values in the same order as an unfused `relu_bwd` followed by this op.
 pub fn bwd<T: Element>(
     g: &BatchNormGeom,
     x: &[T],
@@ -115,11 +148,31 @@ pub fn bwd<T: Element>(
     dx: &mut [T],
     dgamma: &mut [T],
     dbeta: &mut [T],
+    epilogue: BnEpilogueGrad<&[T], &mut [T]>,
 ) {
     assert_eq!(x.len(), g.numel(), "batch_norm_bwd: x length for {g:?}");
     assert_eq!(dy.len(), g.numel(), "batch_norm_bwd: dy length for {g:?}");
     assert_eq!(dx.len(), g.numel(), "batch_norm_bwd: dx length for {g:?}");
     check_params(g, "batch_norm_bwd", &[gamma, saved_mean, saved_invstd, dgamma, dbeta]);
+    let (mask, dresidual) = match epilogue {
+        BnEpilogueGrad::None => (None, None),
+        BnEpilogueGrad::Relu { y } => (Some(y), None),
+        BnEpilogueGrad::AddRelu { y, dresidual } => (Some(y), Some(dresidual)),
+    };
+    if let Some(y) = mask {
+        assert_eq!(y.len(), g.numel(), "batch_norm_bwd: fused output y length for {g:?}");
+    }
+    if let Some(dr) = &dresidual {
+        assert_eq!(dr.len(), g.numel(), "batch_norm_bwd: dresidual length for {g:?}");
+    }
+    // The gradient reaching the affine map at flat index i.
+    let grad = |i: usize| -> T {
+        match mask {
+            Some(y) if y[i] > T::ZERO => dy[i],
+            Some(_) => T::ZERO,
+            None => dy[i],
+        }
+    };
 
     // Per channel: Σ dy and Σ dy * xhat, in f64.
     let sums: Vec<(f64, f64)> = (0..g.c)
@@ -127,10 +180,12 @@ pub fn bwd<T: Element>(
         .map(|c| {
             let (mean, invstd) = (saved_mean[c].to_f64(), saved_invstd[c].to_f64());
             let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
-            for (xs, dys) in channel(g, x, c).zip(channel(g, dy, c)) {
-                for (&xv, &d) in xs.iter().zip(dys) {
-                    sum_dy += d.to_f64();
-                    sum_dy_xhat += d.to_f64() * (xv.to_f64() - mean) * invstd;
+            for s in 0..g.n {
+                let base = (s * g.c + c) * g.hw;
+                for (j, &xv) in x[base..][..g.hw].iter().enumerate() {
+                    let d = grad(base + j).to_f64();
+                    sum_dy += d;
+                    sum_dy_xhat += d * (xv.to_f64() - mean) * invstd;
                 }
             }
             (sum_dy, sum_dy_xhat)
@@ -155,12 +210,19 @@ pub fn bwd<T: Element>(
         return;
     }
     let min_planes = (MIN_TASK / g.hw.max(1)).max(1);
-    dx.par_chunks_mut(g.hw).zip(x.par_chunks(g.hw)).zip(dy.par_chunks(g.hw)).enumerate().with_min_len(min_planes).for_each(
-        |(plane, ((dx, x), dy))| {
-            let (m, k, a, b) = coef[plane % g.c];
-            for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-                *dx = dy * k + (x - m) * a + b;
+    dx.par_chunks_mut(g.hw).zip(x.par_chunks(g.hw)).enumerate().with_min_len(min_planes).for_each(|(plane, (dx, x))| {
+        let (m, k, a, b) = coef[plane % g.c];
+        let base = plane * g.hw;
+        for (j, (dx, &x)) in dx.iter_mut().zip(x).enumerate() {
+            *dx = grad(base + j) * k + (x - m) * a + b;
+        }
+    });
+    if let Some(dr) = dresidual {
+        dr.par_chunks_mut(g.hw).enumerate().with_min_len(min_planes).for_each(|(plane, dr)| {
+            let base = plane * g.hw;
+            for (j, dr) in dr.iter_mut().enumerate() {
+                *dr = grad(base + j);
             }
-        },
-    );
+        });
+    }
 }

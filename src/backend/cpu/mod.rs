@@ -9,7 +9,10 @@
 //! Heavy ops (convolution, batch norm, pooling) parallelise with rayon; matrix products go through the `gemm`
 //! crate. Every reduction has a fixed summation order, so results do not depend on thread scheduling.
 
+pub mod adamw;
 pub mod add;
+pub mod augment;
+pub mod barlow_twins;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
@@ -18,16 +21,22 @@ pub mod element;
 pub mod elu;
 pub mod fill;
 pub mod global_pool;
+pub mod grad_norm;
+pub mod jigsaw;
+pub mod l2_normalized_std;
+pub mod lars;
 pub mod linear;
 pub mod max_pool2d;
 pub mod relu;
+pub mod scale;
+pub mod segments;
 pub mod sgd;
 
 use std::marker::PhantomData;
 use std::ops::Range;
 
 use super::geom::*;
-use super::Backend;
+use super::{Backend, BnEpilogue, BnEpilogueGrad};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Format, Layout, Shape};
 pub use element::Element;
@@ -74,6 +83,7 @@ impl<T: Element> Backend for CpuBackend<T> {
     type Buf = Vec<T>;
     type View<'a> = &'a [T];
     type ViewMut<'a> = &'a mut [T];
+    type Bytes = Vec<u8>;
 
     fn name(&self) -> String {
         format!("cpu ({}, {} threads)", T::NAME, rayon::current_num_threads())
@@ -110,6 +120,10 @@ impl<T: Element> Backend for CpuBackend<T> {
             return Err(Error::shape("download", format!("shape {:?} needs {} values, buffer holds {}", shape.0, numel, buf.len())));
         }
         Ok(buf[..numel].iter().map(|&v| v.to_f32()).collect())
+    }
+
+    fn upload_bytes(&self, host: &[u8]) -> Result<Vec<u8>> {
+        Ok(host.to_vec())
     }
 
     fn view<'a>(&self, buf: &'a Vec<T>, range: Range<usize>) -> &'a [T] {
@@ -155,12 +169,24 @@ impl<T: Element> Backend for CpuBackend<T> {
         y: &mut [T],
         saved_mean: &mut [T],
         saved_invstd: &mut [T],
+        epilogue: BnEpilogue<&[T]>,
     ) {
-        batch_norm::fwd_train(g, x, gamma, beta, running_mean, running_var, y, saved_mean, saved_invstd)
+        batch_norm::fwd_train(g, x, gamma, beta, running_mean, running_var, y, saved_mean, saved_invstd, epilogue)
     }
 
-    fn batch_norm_fwd_eval(&self, g: &BatchNormGeom, x: &[T], gamma: &[T], beta: &[T], running_mean: &[T], running_var: &[T], y: &mut [T]) {
-        batch_norm::fwd_eval(g, x, gamma, beta, running_mean, running_var, y)
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_fwd_eval(
+        &self,
+        g: &BatchNormGeom,
+        x: &[T],
+        gamma: &[T],
+        beta: &[T],
+        running_mean: &[T],
+        running_var: &[T],
+        y: &mut [T],
+        epilogue: BnEpilogue<&[T]>,
+    ) {
+        batch_norm::fwd_eval(g, x, gamma, beta, running_mean, running_var, y, epilogue)
     }
 
     fn batch_norm_bwd(
@@ -174,8 +200,9 @@ impl<T: Element> Backend for CpuBackend<T> {
         dx: &mut [T],
         dgamma: &mut [T],
         dbeta: &mut [T],
+        epilogue: BnEpilogueGrad<&[T], &mut [T]>,
     ) {
-        batch_norm::bwd(g, x, gamma, saved_mean, saved_invstd, dy, dx, dgamma, dbeta)
+        batch_norm::bwd(g, x, gamma, saved_mean, saved_invstd, dy, dx, dgamma, dbeta, epilogue)
     }
 
     fn relu_fwd(&self, n: usize, x: &[T], y: &mut [T]) {
@@ -248,6 +275,67 @@ impl<T: Element> Backend for CpuBackend<T> {
 
     fn sgd_step(&self, segments: &[SgdSegment], momentum: f32, params: &mut [T], grads: &[T], bufs: &mut [T]) {
         sgd::step(segments, momentum, params, grads, bufs)
+    }
+
+    fn augment_fwd(&self, g: &AugmentGeom, images: &Vec<u8>, params: &[SampleAug], perms: &[u32], ys: Vec<&mut [T]>) {
+        augment::fwd(g, images, params, perms, ys)
+    }
+
+    fn jigsaw_fwd(&self, g: &JigsawGeom, perms: &[u32], x: &[T], y: &mut [T]) {
+        jigsaw::fwd(g, perms, x, y)
+    }
+
+    fn lars_step(&self, segments: &[LarsSegment], momentum: f32, eta: f32, params: &mut [T], grads: &[T], bufs: &mut [T]) {
+        lars::step(segments, momentum, eta, params, grads, bufs)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn adamw_step(&self, segments: &[AdamwSegment], beta1: f32, beta2: f32, eps: f32, params: &mut [T], grads: &[T], m: &mut [T], v: &mut [T]) {
+        adamw::step(segments, beta1, beta2, eps, params, grads, m, v)
+    }
+
+    fn grad_norm(&self, segments: &[ArenaSegment], grads: &[T], norm: &mut [T]) {
+        grad_norm::fwd(segments, grads, norm)
+    }
+
+    fn scale(&self, n: usize, alpha: f32, y: &mut [T]) {
+        scale::fwd(n, alpha, y)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn barlow_twins_fwd(
+        &self,
+        g: &BarlowTwinsGeom,
+        za: &[T],
+        zb: &[T],
+        za_hat: &mut [T],
+        zb_hat: &mut [T],
+        inv_std_a: &mut [T],
+        inv_std_b: &mut [T],
+        c: &mut [T],
+        terms: &mut [T],
+    ) {
+        barlow_twins::fwd(g, za, zb, za_hat, zb_hat, inv_std_a, inv_std_b, c, terms)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn barlow_twins_bwd(
+        &self,
+        g: &BarlowTwinsGeom,
+        za_hat: &[T],
+        zb_hat: &[T],
+        inv_std_a: &[T],
+        inv_std_b: &[T],
+        c: &[T],
+        dloss: f32,
+        dza: &mut [T],
+        dzb: &mut [T],
+    ) {
+        barlow_twins::bwd(g, za_hat, zb_hat, inv_std_a, inv_std_b, c, dloss, dza, dzb)
+    }
+
+    fn l2_normalized_std_fwd(&self, g: &L2NormalizedStdGeom, z: &[T], out: &mut [T]) {
+        l2_normalized_std::fwd(g, z, out)
     }
 }
 

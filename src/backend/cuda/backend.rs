@@ -1,8 +1,11 @@
 //! [`Cuda`]: the CUDA backend, fp32 NCHW, every op a hand-written kernel from `kernels/` (no CPU fallback).
 //!
-//! Status: compile-checked only (never run on a GPU yet). Every op of [`crate::backend::Backend`] has a launcher
-//! (`launch/`); convolution uses the direct fp32 baseline kernel (`kernels/conv2d.cu`), one thread per output
-//! element, which the implicit-GEMM tensor-core kernels of the convolution issue will replace.
+//! Status: `fgssl selftest --device cuda` (every op against the CPU reference, ResNet-18 SGD steps) and the
+//! compute-sanitizer memcheck / racecheck runs passed on an NVIDIA H200; `docs/GPU-STATUS.md` records what ran,
+//! when and at which commit (code changed since then is compile-checked only until it is listed there). Every op
+//! of [`crate::backend::Backend`] has a launcher (`launch/`); convolution uses the direct fp32 baseline kernel
+//! (`kernels/conv2d.cu`), one thread per output element, which the implicit-GEMM tensor-core kernels of the
+//! convolution issue will replace.
 //!
 //! Errors: the op methods return `()` like the trait's. A failed launch (or a violated kernel precondition that
 //! the CPU reference would panic on) is never ignored: the FIRST such error is stored in the backend, later ops
@@ -11,10 +14,16 @@
 //! this device are meaningless. Kernel faults are asynchronous and surface at the next synchronising call
 //! (`download`, `synchronize`) as a driver error.
 //!
-//! Memory: one stream. Workspaces (batch-norm partial sums and coefficients, cross-entropy row losses, the label
+//! Memory: one stream. Tensor buffers ([`DeviceBuf`]) come from a caching allocator ([`super::pool`]) and return
+//! to it when dropped; workspaces (batch-norm partial sums and coefficients, cross-entropy row losses, the label
 //! copy, the SGD segment table) are allocated on first use, grown when a larger one is needed and reused after
-//! that, so steady-state training allocates nothing per op. Labels are host data (`&[u32]`): each
-//! `cross_entropy_*` call copies them into the reused device label buffer (one small host-to-device copy).
+//! that. So after the first training step nothing is allocated: [`Cuda::device_allocations`] counts every device
+//! allocation and `fgssl selftest` fails if the count grows after the first ResNet step.
+//!
+//! Host-device copies: the input batch (`upload`), and the values read back (`download`: the loss, metrics).
+//! Labels are host data (`&[u32]`): each `cross_entropy_*` call copies them into the reused device label buffer
+//! (one small host-to-device copy of `4 n` bytes per call, i.e. per batch). The SGD segment table is re-uploaded
+//! only when it changes (`has_momentum` flips after the first step).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -23,9 +32,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use cudarc::driver::{sys, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, DeviceRepr};
 
 use super::launch;
+use super::pool::{self, DeviceBuf, Pool};
 use super::{cuda_err, CudaDevice};
 use crate::backend::geom::*;
-use crate::backend::Backend;
+use crate::backend::{Backend, BnEpilogue, BnEpilogueGrad};
 use crate::error::Result;
 use crate::tensor::{DType, Format, Shape};
 
@@ -42,6 +52,10 @@ pub(crate) struct Workspaces {
     pub labels: Option<CudaSlice<u32>>,
     /// SGD: the segment table last uploaded (host copy, to skip identical re-uploads) and its device copy.
     pub sgd_table: Option<(Vec<SgdSegment>, CudaSlice<SgdSegment>)>,
+    /// LARS / AdamW / gradient-norm segment tables and partial sums, Barlow Twins and collapse-monitor workspaces.
+    pub train: launch::segments::TrainWorkspaces,
+    /// Augmentation and jigsaw: parameters, permutations, grey means and the two stage buffers.
+    pub augment: launch::augment::AugmentWorkspace,
 }
 
 /// `slot` holding at least `len` elements (at least 1), reallocating (contents unspecified) when it is smaller.
@@ -57,6 +71,7 @@ pub(crate) fn ensure<'s, T: DeviceRepr>(
         // SAFETY: every workspace is written by a kernel before it is read.
         let fresh = unsafe { stream.alloc::<T>(len.max(1)) }
             .map_err(|e| cuda_err(format!("cannot allocate the {what} workspace ({len} elements): {e:?}")))?;
+        pool::count_device_allocation();
         *slot = Some(fresh);
     }
     Ok(slot.as_mut().expect("allocated above"))
@@ -68,6 +83,8 @@ pub struct Cuda {
     sm_count: u32,
     functions: Mutex<HashMap<(&'static str, &'static str), CudaFunction>>,
     workspaces: Mutex<Workspaces>,
+    /// Free tensor blocks, shared with every live [`DeviceBuf`] (which returns its block here when dropped).
+    pool: Arc<Pool>,
     /// The first launch error, reported by every later fallible call.
     error: Mutex<Option<String>>,
 }
@@ -99,11 +116,13 @@ impl Cuda {
             .ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(|e| cuda_err(format!("cuda:{ordinal}: cannot read the SM count: {e:?}")))?;
+        let stream = dev.stream.clone();
         Ok(Cuda {
             dev,
             sm_count: sms.max(1) as u32,
             functions: Mutex::new(HashMap::new()),
             workspaces: Mutex::new(Workspaces::default()),
+            pool: Pool::new(stream),
             error: Mutex::new(None),
         })
     }
@@ -130,6 +149,22 @@ impl Cuda {
         let f = self.dev.function(file, kernel)?;
         fns.insert((file, kernel), f.clone());
         Ok(f)
+    }
+
+    /// Device allocations made so far (process-wide: every `Cuda` backend counts into it). Steady-state training
+    /// keeps this constant after its first step.
+    pub fn device_allocations() -> u64 {
+        pool::device_allocations()
+    }
+
+    /// Bytes of device memory cached in free tensor blocks.
+    pub fn cached_bytes(&self) -> usize {
+        self.pool.cached_bytes()
+    }
+
+    /// Frees the cached tensor blocks (e.g. between training and a memory-hungry evaluation with other shapes).
+    pub fn release_cached_memory(&self) {
+        self.pool.release();
     }
 
     pub(crate) fn workspaces(&self) -> MutexGuard<'_, Workspaces> {
@@ -170,9 +205,10 @@ impl Cuda {
 }
 
 impl Backend for Cuda {
-    type Buf = CudaSlice<f32>;
+    type Buf = DeviceBuf;
     type View<'a> = CudaView<'a, f32>;
     type ViewMut<'a> = CudaViewMut<'a, f32>;
+    type Bytes = CudaSlice<u8>;
 
     // ---- device and memory ---------------------------------------------------------------
 
@@ -188,27 +224,44 @@ impl Backend for Cuda {
         Format::NCHW_F32
     }
 
-    /// Uninitialised device memory (`stream.alloc`).
-    fn alloc(&self, numel: usize, dtype: DType) -> Result<CudaSlice<f32>> {
+    /// Uninitialised device memory from the caching allocator.
+    fn alloc(&self, numel: usize, dtype: DType) -> Result<DeviceBuf> {
         self.check()?;
         if dtype != DType::F32 {
             return Err(cuda_err(format!("{dtype:?} buffers are not supported yet; the CUDA backend computes in f32")));
         }
-        // SAFETY: the trait's `alloc` promises unspecified contents; every op writes its outputs in full.
-        unsafe { self.dev.stream.alloc::<f32>(numel) }.map_err(|e| cuda_err(format!("cannot allocate {numel} f32: {e:?}")))
+        self.pool.take(numel)
     }
 
-    fn upload(&self, shape: &Shape, format: Format, host: &[f32]) -> Result<CudaSlice<f32>> {
+    fn device_allocations(&self) -> Option<u64> {
+        Some(Cuda::device_allocations())
+    }
+
+    /// A pooled buffer filled by a stream-ordered host-to-device copy.
+    fn upload(&self, shape: &Shape, format: Format, host: &[f32]) -> Result<DeviceBuf> {
         self.check()?;
         Self::check_format(format)?;
         if shape.numel() != host.len() {
             return Err(crate::error::Error::shape("upload", format!("shape {:?} needs {} values, got {}", shape.0, shape.numel(), host.len())));
         }
-        self.dev.stream.clone_htod(host).map_err(|e| cuda_err(format!("upload of {} f32 failed: {e:?}", host.len())))
+        let mut buf = self.pool.take(host.len())?;
+        if !host.is_empty() {
+            let mut dst = buf.slice_mut(..);
+            self.dev.stream.memcpy_htod(host, &mut dst).map_err(|e| cuda_err(format!("upload of {} f32 failed: {e:?}", host.len())))?;
+        }
+        Ok(buf)
+    }
+
+    /// A fresh device byte buffer per call (counted in [`Cuda::device_allocations`]): one per batch of images.
+    fn upload_bytes(&self, host: &[u8]) -> Result<CudaSlice<u8>> {
+        self.check()?;
+        let bytes = self.dev.stream.clone_htod(host).map_err(|e| cuda_err(format!("upload of {} bytes failed: {e:?}", host.len())))?;
+        pool::count_device_allocation();
+        Ok(bytes)
     }
 
     /// Synchronises (`clone_dtoh`), so asynchronous kernel faults surface here.
-    fn download(&self, shape: &Shape, format: Format, buf: &CudaSlice<f32>) -> Result<Vec<f32>> {
+    fn download(&self, shape: &Shape, format: Format, buf: &DeviceBuf) -> Result<Vec<f32>> {
         self.check()?;
         Self::check_format(format)?;
         let numel = shape.numel();
@@ -218,21 +271,16 @@ impl Backend for Cuda {
         self.dev.stream.clone_dtoh(&buf.slice(0..numel)).map_err(|e| cuda_err(format!("download of {numel} f32 failed: {e:?}")))
     }
 
-    fn view<'a>(&self, buf: &'a CudaSlice<f32>, range: Range<usize>) -> CudaView<'a, f32> {
+    fn view<'a>(&self, buf: &'a DeviceBuf, range: Range<usize>) -> CudaView<'a, f32> {
         buf.slice(range)
     }
 
-    fn view_mut<'a>(&self, buf: &'a mut CudaSlice<f32>, range: Range<usize>) -> CudaViewMut<'a, f32> {
+    fn view_mut<'a>(&self, buf: &'a mut DeviceBuf, range: Range<usize>) -> CudaViewMut<'a, f32> {
         buf.slice_mut(range)
     }
 
     /// Two writable windows into disjoint ranges, in either order. Panics if the ranges overlap or run past the end.
-    fn view_mut_pair<'a>(
-        &self,
-        buf: &'a mut CudaSlice<f32>,
-        first: Range<usize>,
-        second: Range<usize>,
-    ) -> (CudaViewMut<'a, f32>, CudaViewMut<'a, f32>) {
+    fn view_mut_pair<'a>(&self, buf: &'a mut DeviceBuf, first: Range<usize>, second: Range<usize>) -> (CudaViewMut<'a, f32>, CudaViewMut<'a, f32>) {
         assert!(first.start <= first.end && second.start <= second.end, "view_mut_pair: reversed range {first:?} / {second:?}");
         assert!(first.end <= buf.len() && second.end <= buf.len(), "view_mut_pair: {first:?} / {second:?} past the end ({})", buf.len());
         let first_is_lower = first.start <= second.start;
@@ -288,6 +336,7 @@ impl Backend for Cuda {
         mut y: CudaViewMut<'_, f32>,
         mut saved_mean: CudaViewMut<'_, f32>,
         mut saved_invstd: CudaViewMut<'_, f32>,
+        epilogue: BnEpilogue<CudaView<'_, f32>>,
     ) {
         self.record(launch::batch_norm::fwd_train(
             self,
@@ -300,8 +349,7 @@ impl Backend for Cuda {
             &mut y,
             &mut saved_mean,
             &mut saved_invstd,
-            None,
-            false,
+            &epilogue,
         ));
     }
 
@@ -315,8 +363,9 @@ impl Backend for Cuda {
         running_mean: CudaView<'_, f32>,
         running_var: CudaView<'_, f32>,
         mut y: CudaViewMut<'_, f32>,
+        epilogue: BnEpilogue<CudaView<'_, f32>>,
     ) {
-        self.record(launch::batch_norm::fwd_eval(self, g, &x, &gamma, &beta, &running_mean, &running_var, &mut y));
+        self.record(launch::batch_norm::fwd_eval(self, g, &x, &gamma, &beta, &running_mean, &running_var, &mut y, &epilogue));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -331,8 +380,9 @@ impl Backend for Cuda {
         mut dx: CudaViewMut<'_, f32>,
         mut dgamma: CudaViewMut<'_, f32>,
         mut dbeta: CudaViewMut<'_, f32>,
+        mut epilogue: BnEpilogueGrad<CudaView<'_, f32>, CudaViewMut<'_, f32>>,
     ) {
-        self.record(launch::batch_norm::bwd(self, g, &x, &gamma, &saved_mean, &saved_invstd, &dy, &mut dx, &mut dgamma, &mut dbeta));
+        self.record(launch::batch_norm::bwd(self, g, &x, &gamma, &saved_mean, &saved_invstd, &dy, &mut dx, &mut dgamma, &mut dbeta, &mut epilogue));
     }
 
     // ---- activations --------------------------------------------------------------------------------------------
@@ -445,5 +495,91 @@ impl Backend for Cuda {
         mut bufs: CudaViewMut<'_, f32>,
     ) {
         self.record(launch::sgd::step(self, segments, momentum, &mut params, &grads, &mut bufs));
+    }
+
+    /// Three launches: per-chunk norms, per-segment trust ratios, the update.
+    fn lars_step(
+        &self,
+        segments: &[LarsSegment],
+        momentum: f32,
+        eta: f32,
+        mut params: CudaViewMut<'_, f32>,
+        grads: CudaView<'_, f32>,
+        mut bufs: CudaViewMut<'_, f32>,
+    ) {
+        self.record(launch::lars::step(self, segments, momentum, eta, &mut params, &grads, &mut bufs));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn adamw_step(
+        &self,
+        segments: &[AdamwSegment],
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        mut params: CudaViewMut<'_, f32>,
+        grads: CudaView<'_, f32>,
+        mut exp_avg: CudaViewMut<'_, f32>,
+        mut exp_avg_sq: CudaViewMut<'_, f32>,
+    ) {
+        self.record(launch::adamw::step(self, segments, beta1, beta2, eps, &mut params, &grads, &mut exp_avg, &mut exp_avg_sq));
+    }
+
+    fn grad_norm(&self, segments: &[ArenaSegment], grads: CudaView<'_, f32>, mut norm: CudaViewMut<'_, f32>) {
+        self.record(launch::grad_norm::fwd(self, segments, &grads, &mut norm));
+    }
+
+    fn scale(&self, n: usize, alpha: f32, mut y: CudaViewMut<'_, f32>) {
+        self.record(launch::scale::fwd(self, n, alpha, &mut y));
+    }
+
+    // ---- Barlow Twins loss and its collapse monitor -------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn barlow_twins_fwd(
+        &self,
+        g: &BarlowTwinsGeom,
+        za: CudaView<'_, f32>,
+        zb: CudaView<'_, f32>,
+        mut za_hat: CudaViewMut<'_, f32>,
+        mut zb_hat: CudaViewMut<'_, f32>,
+        mut inv_std_a: CudaViewMut<'_, f32>,
+        mut inv_std_b: CudaViewMut<'_, f32>,
+        mut c: CudaViewMut<'_, f32>,
+        mut terms: CudaViewMut<'_, f32>,
+    ) {
+        self.record(launch::barlow_twins::fwd(self, g, &za, &zb, &mut za_hat, &mut zb_hat, &mut inv_std_a, &mut inv_std_b, &mut c, &mut terms));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn barlow_twins_bwd(
+        &self,
+        g: &BarlowTwinsGeom,
+        za_hat: CudaView<'_, f32>,
+        zb_hat: CudaView<'_, f32>,
+        inv_std_a: CudaView<'_, f32>,
+        inv_std_b: CudaView<'_, f32>,
+        c: CudaView<'_, f32>,
+        dloss: f32,
+        mut dza: CudaViewMut<'_, f32>,
+        mut dzb: CudaViewMut<'_, f32>,
+    ) {
+        self.record(launch::barlow_twins::bwd(self, g, &za_hat, &zb_hat, &inv_std_a, &inv_std_b, &c, dloss, &mut dza, &mut dzb));
+    }
+
+    fn l2_normalized_std_fwd(&self, g: &L2NormalizedStdGeom, z: CudaView<'_, f32>, mut out: CudaViewMut<'_, f32>) {
+        self.record(launch::l2_normalized_std::fwd(self, g, &z, &mut out));
+    }
+
+    // ---- augmentation and jigsaw --------------------------------------------------------------------------------
+
+    /// Copies the parameters and the inverse permutations into reused device workspaces first.
+    fn augment_fwd(&self, g: &AugmentGeom, images: &CudaSlice<u8>, params: &[SampleAug], perms: &[u32], mut ys: Vec<CudaViewMut<'_, f32>>) {
+        self.record(launch::augment::fwd(self, g, images, params, perms, &mut ys));
+    }
+
+    /// Copies the permutations into the reused device workspace first.
+    fn jigsaw_fwd(&self, g: &JigsawGeom, perms: &[u32], x: CudaView<'_, f32>, mut y: CudaViewMut<'_, f32>) {
+        self.record(launch::jigsaw::fwd(self, g, perms, &x, &mut y));
     }
 }

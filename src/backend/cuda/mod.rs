@@ -1,12 +1,12 @@
 //! The CUDA device runtime (cudarc 0.19, dynamic loading, CUDA 13.0) and the NVRTC kernel registry.
 //!
 //! Nothing here panics on a machine without CUDA: [`probe`] checks for the driver and NVRTC libraries before any
-//! cudarc loader is touched (those panic when a library is missing). The `Backend` implementation ([`Cuda`],
-//! compile-checked, not yet run on a GPU) builds on [`CudaDevice`]; `--device auto` keeps using the CPU until
-//! `fgssl selftest --device cuda` has passed on a GPU.
+//! cudarc loader is touched (those panic when a library is missing). The `Backend` implementation ([`Cuda`]; its
+//! GPU runs are recorded in `docs/GPU-STATUS.md`) builds on [`CudaDevice`].
 
 pub mod backend;
 pub mod launch;
+pub mod pool;
 pub mod probe;
 pub mod registry;
 

@@ -1,9 +1,13 @@
 //! `kernels/batch_norm.cu`, x `[n, c, hw]` (1-d batch norm: hw = 1). Launch shapes exactly as its header:
 //! - training forward: `batch_norm_stats_partial` grid (P, C) block 256 -> `batch_norm_stats_finalize` grid
-//!   ceil(C / 256) block 256 -> `batch_norm_apply` block 256 grid-stride (optional fused residual add + ReLU);
+//!   ceil(C / 256) block 256 -> `batch_norm_apply` block 256 grid-stride;
 //! - evaluation forward: `batch_norm_fwd_eval` block 256 grid-stride;
 //! - backward: `batch_norm_bwd_partial` grid (P, C) -> `batch_norm_bwd_finalize` grid ceil(C / 256) ->
 //!   `batch_norm_bwd_dx` grid-stride.
+//!
+//! Fused BN+ReLU / BN+add+ReLU ([`BnEpilogue`], [`BnEpilogueGrad`]) add no launch: the forward kernels take a
+//! nullable residual and a ReLU flag, the backward kernels a nullable fused output `y` (the ReLU mask) and
+//! `batch_norm_bwd_dx` a nullable `dresidual`.
 //!
 //! Workspaces (reused): `partial` = 2 * C * P doubles, `coef` = 4 * C floats (16-byte aligned: device allocations
 //! are 256-byte aligned and the workspace is always used from its start). P, the number of chunks per channel, is
@@ -14,6 +18,7 @@ use cudarc::driver::{CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 use super::{cfg_1d, grid_dim, launched, need, precondition, FG_BLOCK, NULL_PTR};
 use crate::backend::cuda::backend::{ensure, Cuda};
 use crate::backend::geom::BatchNormGeom;
+use crate::backend::{BnEpilogue, BnEpilogueGrad};
 use crate::error::Result;
 
 /// Chunks per channel for the partial reductions: `clamp(ceil(cnt / 4096), 1, max(1, 4 * SMs / C))`.
@@ -33,12 +38,24 @@ fn check(op: &str, g: &BatchNormGeom) -> Result<()> {
     Ok(())
 }
 
+/// The forward kernels' epilogue arguments `(residual or NULL, relu flag)`, after checking the residual's length.
+fn forward_epilogue<'e, 'v>(op: &str, numel: usize, e: &'e BnEpilogue<CudaView<'v, f32>>) -> Result<(Option<&'e CudaView<'v, f32>>, u32)> {
+    Ok(match e {
+        BnEpilogue::None => (None, 0),
+        BnEpilogue::Relu => (None, 1),
+        BnEpilogue::AddRelu(r) => {
+            need(op, "residual", r.len(), numel)?;
+            (Some(r), 1)
+        }
+    })
+}
+
 fn partial_cfg(p: u32, c: usize) -> LaunchConfig {
     LaunchConfig { grid_dim: (p, c as u32, 1), block_dim: (FG_BLOCK, 1, 1), shared_mem_bytes: 0 }
 }
 
-/// Training-mode forward. `residual` / `relu` select the fused BN+add+ReLU / BN+ReLU variants (`None`, `false` for
-/// plain batch norm). Writes `y`, `saved_mean`, `saved_invstd`; updates the running statistics in place.
+/// Training-mode forward, then `epilogue` in the same elementwise pass. Writes `y`, `saved_mean`, `saved_invstd`;
+/// updates the running statistics in place.
 #[allow(clippy::too_many_arguments)]
 pub fn fwd_train(
     cx: &Cuda,
@@ -51,8 +68,7 @@ pub fn fwd_train(
     y: &mut CudaViewMut<'_, f32>,
     saved_mean: &mut CudaViewMut<'_, f32>,
     saved_invstd: &mut CudaViewMut<'_, f32>,
-    residual: Option<&CudaView<'_, f32>>,
-    relu: bool,
+    epilogue: &BnEpilogue<CudaView<'_, f32>>,
 ) -> Result<()> {
     const OP: &str = "batch_norm_fwd_train";
     if g.c == 0 {
@@ -73,9 +89,7 @@ pub fn fwd_train(
     ] {
         need(OP, name, len, g.c)?;
     }
-    if let Some(r) = residual {
-        need(OP, "residual", r.len(), numel)?;
-    }
+    let (residual, relu) = forward_epilogue(OP, numel, epilogue)?;
     let p = chunks(cx, g);
     let f_partial = cx.function("batch_norm.cu", "batch_norm_stats_partial")?;
     let f_finalize = cx.function("batch_norm.cu", "batch_norm_stats_finalize")?;
@@ -99,7 +113,6 @@ pub fn fwd_train(
 
     let mean = saved_mean.slice(..);
     let invstd = saved_invstd.slice(..);
-    let relu = relu as u32;
     let mut b = cx.stream().launch_builder(&f_apply);
     b.arg(g).arg(x).arg(&mean).arg(&invstd).arg(gamma).arg(beta);
     match residual {
@@ -112,7 +125,7 @@ pub fn fwd_train(
     launched("batch_norm_apply", unsafe { b.launch(apply_cfg) })
 }
 
-/// Evaluation-mode forward with the running statistics.
+/// Evaluation-mode forward with the running statistics, then `epilogue`.
 #[allow(clippy::too_many_arguments)]
 pub fn fwd_eval(
     cx: &Cuda,
@@ -123,6 +136,7 @@ pub fn fwd_eval(
     running_mean: &CudaView<'_, f32>,
     running_var: &CudaView<'_, f32>,
     y: &mut CudaViewMut<'_, f32>,
+    epilogue: &BnEpilogue<CudaView<'_, f32>>,
 ) -> Result<()> {
     const OP: &str = "batch_norm_fwd_eval";
     let numel = g.numel();
@@ -131,18 +145,26 @@ pub fn fwd_eval(
     for (name, len) in [("gamma", gamma.len()), ("beta", beta.len()), ("running_mean", running_mean.len()), ("running_var", running_var.len())] {
         need(OP, name, len, g.c)?;
     }
+    let (residual, relu) = forward_epilogue(OP, numel, epilogue)?;
     if numel == 0 {
         return Ok(());
     }
     let f = cx.function("batch_norm.cu", "batch_norm_fwd_eval")?;
     let cfg = cfg_1d(cx.grid_stride(numel, 256));
     let mut b = cx.stream().launch_builder(&f);
-    b.arg(g).arg(x).arg(gamma).arg(beta).arg(running_mean).arg(running_var).arg(y);
-    // SAFETY: `batch_norm_fwd_eval(g, x, gamma, beta, running_mean, running_var, float* y)`; lengths checked.
+    b.arg(g).arg(x).arg(gamma).arg(beta).arg(running_mean).arg(running_var);
+    match residual {
+        Some(r) => b.arg(r),
+        None => b.arg(&NULL_PTR),
+    };
+    b.arg(&relu).arg(y);
+    // SAFETY: `batch_norm_fwd_eval(g, x, gamma, beta, running_mean, running_var, const float* residual
+    // /*nullable*/, u32 relu, float* y)`; lengths checked.
     launched(OP, unsafe { b.launch(cfg) })
 }
 
-/// Backward of the training-mode forward: `dx` written, `dgamma` / `dbeta` accumulated.
+/// Backward of the training-mode forward: `dx` written, `dgamma` / `dbeta` accumulated; with a fused epilogue `dy`
+/// is masked by the fused output and, for `AddRelu`, the masked gradient is written to `dresidual`.
 #[allow(clippy::too_many_arguments)]
 pub fn bwd(
     cx: &Cuda,
@@ -155,6 +177,7 @@ pub fn bwd(
     dx: &mut CudaViewMut<'_, f32>,
     dgamma: &mut CudaViewMut<'_, f32>,
     dbeta: &mut CudaViewMut<'_, f32>,
+    epilogue: &mut BnEpilogueGrad<CudaView<'_, f32>, CudaViewMut<'_, f32>>,
 ) -> Result<()> {
     const OP: &str = "batch_norm_bwd";
     if g.c == 0 {
@@ -174,6 +197,17 @@ pub fn bwd(
     ] {
         need(OP, name, len, g.c)?;
     }
+    let (y, dresidual) = match epilogue {
+        BnEpilogueGrad::None => (None, None),
+        BnEpilogueGrad::Relu { y } => (Some(&*y), None),
+        BnEpilogueGrad::AddRelu { y, dresidual } => (Some(&*y), Some(dresidual)),
+    };
+    if let Some(y) = y {
+        need(OP, "y (fused output)", y.len(), numel)?;
+    }
+    if let Some(dr) = &dresidual {
+        need(OP, "dresidual", dr.len(), numel)?;
+    }
     let p = chunks(cx, g);
     let f_partial = cx.function("batch_norm.cu", "batch_norm_bwd_partial")?;
     let f_finalize = cx.function("batch_norm.cu", "batch_norm_bwd_finalize")?;
@@ -187,8 +221,14 @@ pub fn bwd(
     let coef = ensure(cx.stream(), &mut ws.bn_coef, 4 * g.c, "batch-norm coef")?;
 
     let mut b = cx.stream().launch_builder(&f_partial);
-    b.arg(g).arg(x).arg(dy).arg(saved_mean).arg(saved_invstd).arg(&mut *partial);
-    // SAFETY: `batch_norm_bwd_partial(g, x, dy, saved_mean, saved_invstd, double* partial)`; partial 2 * C * P.
+    b.arg(g).arg(x).arg(dy);
+    match y {
+        Some(y) => b.arg(y),
+        None => b.arg(&NULL_PTR),
+    };
+    b.arg(saved_mean).arg(saved_invstd).arg(&mut *partial);
+    // SAFETY: `batch_norm_bwd_partial(g, x, dy, const float* y /*nullable*/, saved_mean, saved_invstd, double*
+    // partial)`; partial 2 * C * P; y checked.
     launched("batch_norm_bwd_partial", unsafe { b.launch(partial_cfg(p, g.c)) })?;
 
     let mut b = cx.stream().launch_builder(&f_finalize);
@@ -198,7 +238,17 @@ pub fn bwd(
     launched("batch_norm_bwd_finalize", unsafe { b.launch(finalize_cfg) })?;
 
     let mut b = cx.stream().launch_builder(&f_dx);
-    b.arg(g).arg(x).arg(dy).arg(&*coef).arg(dx);
-    // SAFETY: `batch_norm_bwd_dx(g, x, dy, const float* coef, float* dx)`; lengths checked.
+    b.arg(g).arg(x).arg(dy);
+    match y {
+        Some(y) => b.arg(y),
+        None => b.arg(&NULL_PTR),
+    };
+    b.arg(&*coef).arg(dx);
+    match dresidual {
+        Some(dr) => b.arg(dr),
+        None => b.arg(&NULL_PTR),
+    };
+    // SAFETY: `batch_norm_bwd_dx(g, x, dy, const float* y /*nullable*/, const float* coef, float* dx, float*
+    // dresidual /*nullable*/)`; lengths checked.
     launched("batch_norm_bwd_dx", unsafe { b.launch(dx_cfg) })
 }

@@ -9,7 +9,10 @@
 //! Geometry structs from [`crate::backend::geom`] are passed to kernels BY VALUE: they are `#[repr(C)]` and mirrored
 //! field for field in the `.cu` files (`usize` -> `unsigned long long`), so they implement [`DeviceRepr`] here.
 
+pub mod adamw;
 pub mod add;
+pub mod augment;
+pub mod barlow_twins;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
@@ -17,9 +20,15 @@ pub mod cross_entropy;
 pub mod elu;
 pub mod fill;
 pub mod global_pool;
+pub mod grad_norm;
+pub mod jigsaw;
+pub mod l2_normalized_std;
+pub mod lars;
 pub mod linear;
 pub mod max_pool2d;
 pub mod relu;
+pub mod scale;
+pub mod segments;
 pub mod sgd;
 
 use cudarc::driver::{DeviceRepr, LaunchConfig};

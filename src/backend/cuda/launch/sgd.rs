@@ -63,6 +63,7 @@ pub fn step(
             // Free the old table first.
             *slot = None;
             let dev = cx.stream().clone_htod(segments).map_err(|e| cuda_err(format!("{OP}: segment table upload failed: {e:?}")))?;
+            crate::backend::cuda::pool::count_device_allocation();
             *slot = Some((segments.to_vec(), dev));
         }
     }

@@ -1,0 +1,186 @@
+//! Epoch loops over a decoded image cache: SSL pretraining, fine-tuning and evaluation.
+//!
+//! Images come from an [`ImageCache`] (u8, decoded and resized once); each batch is uploaded once as u8 and every
+//! view is made on the backend (`augment`). The order of each epoch is a seeded shuffle; every random draw of a
+//! batch (views, jigsaw permutations) is keyed by the run's seed, the iteration number and each image's row in the
+//! cache, so a run is reproducible and the CPU and GPU backends draw the same numbers. The learning rate follows
+//! the schedule per epoch (METHOD.md §10). SSL drops the incomplete last batch (Barlow Twins needs batch
+//! statistics); fine-tuning keeps it when it holds at least two images.
+
+use std::time::Instant;
+
+use crate::augment::philox::Stream;
+use crate::augment::{self, FinetuneViewConfig, ImageBatch, SslViewConfig};
+use crate::backend::Backend;
+use crate::data::cache::ImageCache;
+use crate::error::{Error, Result};
+use crate::model::fgssl::{Fgssl, Head};
+use crate::model::State;
+
+use super::finetune::{ce_step, finetune_iteration, FinetuneBatch, FinetuneMode};
+use super::optim::Optimizer;
+use super::schedule::Schedule;
+use super::ssl::{ssl_iteration, BnStats, SslBatch, SslConfig, SslStepLog};
+
+/// Philox op tag of the epoch-order stream (distinct from the augmentation ops).
+const OP_EPOCH_ORDER: u32 = 0x0E0C;
+
+/// Rows `0..n` in the seeded order of `epoch`, cut into batches of `batch`; a last batch smaller than `min_last`
+/// is dropped.
+pub fn epoch_batches(n: usize, batch: usize, seed: u64, epoch: usize, min_last: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut s = Stream::new(seed, epoch as u32, 0, OP_EPOCH_ORDER);
+    for i in (1..n).rev() {
+        order.swap(i, s.below(i as u32 + 1) as usize);
+    }
+    order.chunks(batch.max(1)).filter(|c| c.len() == batch || c.len() >= min_last.max(1)).map(<[usize]>::to_vec).collect()
+}
+
+/// One iteration's record, passed to the caller's logger.
+#[derive(Clone, Debug)]
+pub struct IterationLog {
+    pub epoch: usize,
+    /// Iteration number over the whole run (0-based).
+    pub iteration: usize,
+    pub lr: f32,
+    pub images: usize,
+    pub seconds: f64,
+    /// SSL: the four steps' losses and monitors; fine-tuning: the losses only (monitors zero).
+    pub steps: Vec<SslStepLog>,
+}
+
+/// Settings shared by both loops.
+#[derive(Clone, Debug)]
+pub struct LoopConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub schedule: Schedule,
+    pub seed: u64,
+}
+
+impl LoopConfig {
+    fn check(&self, n: usize, min_batch: usize, what: &str) -> Result<()> {
+        self.schedule.validate()?;
+        if self.batch < min_batch {
+            return Err(Error::Invalid(format!("{what}: batch size {} is below {min_batch}", self.batch)));
+        }
+        if n < min_batch {
+            return Err(Error::Invalid(format!("{what}: {n} images, at least {min_batch} are needed")));
+        }
+        Ok(())
+    }
+}
+
+fn upload_rows<B: Backend>(b: &B, cache: &ImageCache, rows: &[usize], buf: &mut Vec<u8>) -> Result<ImageBatch<B>> {
+    buf.resize(rows.len() * cache.image_bytes(), 0);
+    cache.batch(rows, buf)?;
+    ImageBatch::upload(b, buf, rows.len(), cache.size())
+}
+
+fn sample_ids(rows: &[usize]) -> Vec<u32> {
+    rows.iter().map(|&r| r as u32).collect()
+}
+
+/// SSL pretraining: `cfg.epochs` epochs of progressive SSL iterations over every image of `cache` (labels unused).
+/// `log` is called after every iteration; an error from it stops the run.
+#[allow(clippy::too_many_arguments)]
+pub fn pretrain<B: Backend>(
+    b: &B,
+    model: &Fgssl,
+    st: &mut State<B>,
+    opt: &mut Optimizer,
+    cache: &ImageCache,
+    cfg: &LoopConfig,
+    ssl: &SslConfig,
+    views: &SslViewConfig,
+    mut log: impl FnMut(&IterationLog) -> Result<()>,
+) -> Result<()> {
+    // A batch smaller than the configured one would still work, but BT needs at least 2 samples and SSL drops the
+    // incomplete last batch, so a data set smaller than one batch would train on nothing: use it whole instead.
+    let batch = cfg.batch.min(cache.len());
+    cfg.check(cache.len(), 2, "pretrain")?;
+    let mut iteration = 0;
+    let mut host = Vec::new();
+    for epoch in 0..cfg.epochs {
+        let lr = cfg.schedule.lr(epoch);
+        for rows in epoch_batches(cache.len(), batch, cfg.seed, epoch, batch) {
+            let t = Instant::now();
+            let images = upload_rows(b, cache, &rows, &mut host)?;
+            let v = augment::ssl_views(b, views, &images, cfg.seed, iteration as u32, &sample_ids(&rows))?;
+            let batch = SslBatch { x1: &v.x1, jigsaw: [&v.jig[0], &v.jig[1], &v.jig[2]], x2: &v.x2 };
+            let steps = ssl_iteration(b, model, st, opt, lr, ssl, &batch)?;
+            log(&IterationLog { epoch, iteration, lr, images: rows.len(), seconds: t.elapsed().as_secs_f64(), steps: steps.to_vec() })?;
+            iteration += 1;
+        }
+    }
+    Ok(())
+}
+
+/// What fine-tuning runs.
+#[derive(Clone, Copy, Debug)]
+pub struct FinetuneConfig {
+    pub mode: FinetuneMode,
+    pub bn_stats: BnStats,
+    pub views: FinetuneViewConfig,
+}
+
+/// Supervised fine-tuning on every image of `cache` with `labels` (one per cache row).
+#[allow(clippy::too_many_arguments)]
+pub fn finetune<B: Backend>(
+    b: &B,
+    model: &Fgssl,
+    st: &mut State<B>,
+    opt: &mut Optimizer,
+    cache: &ImageCache,
+    labels: &[u32],
+    cfg: &LoopConfig,
+    ft: &FinetuneConfig,
+    mut log: impl FnMut(&IterationLog) -> Result<()>,
+) -> Result<()> {
+    if labels.len() != cache.len() {
+        return Err(Error::Invalid(format!("finetune: {} labels for {} cached images", labels.len(), cache.len())));
+    }
+    cfg.check(cache.len(), 2, "finetune")?;
+    let mut iteration = 0;
+    let mut host = Vec::new();
+    for epoch in 0..cfg.epochs {
+        let lr = cfg.schedule.lr(epoch);
+        for rows in epoch_batches(cache.len(), cfg.batch, cfg.seed, epoch, 2) {
+            let t = Instant::now();
+            let images = upload_rows(b, cache, &rows, &mut host)?;
+            let y: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
+            let ids = sample_ids(&rows);
+            let losses = match ft.mode {
+                FinetuneMode::Progressive => {
+                    let v = augment::finetune_views(b, &ft.views, &images, cfg.seed, iteration as u32, &ids)?;
+                    let batch = FinetuneBatch { x: &v.x, jigsaw: [&v.jig[0], &v.jig[1], &v.jig[2]], labels: &y };
+                    finetune_iteration(b, model, st, opt, lr, ft.bn_stats, &batch)?.to_vec()
+                }
+                FinetuneMode::Plain => {
+                    let x = augment::train_view(b, &ft.views, &images, cfg.seed, iteration as u32, &ids)?;
+                    vec![ce_step(b, model, st, opt, lr, ft.bn_stats, Head::Concat, 1.0, &x, &y)?]
+                }
+            };
+            let steps = losses.iter().map(|&loss| SslStepLog { loss, on_diag: 0.0, off_diag: 0.0, collapse_std: 0.0 }).collect();
+            log(&IterationLog { epoch, iteration, lr, images: rows.len(), seconds: t.elapsed().as_secs_f64(), steps })?;
+            iteration += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Inference over every image of `cache` (the test view: center crop `out`, METHOD.md §9): the summed logits of the
+/// four heads and the concat head's alone, `[n, K]` row-major on the host, in cache order.
+pub fn predict<B: Backend>(b: &B, model: &Fgssl, st: &mut State<B>, cache: &ImageCache, out: usize, batch: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (mut sum, mut cat) = (Vec::new(), Vec::new());
+    let mut host = Vec::new();
+    let rows: Vec<usize> = (0..cache.len()).collect();
+    for chunk in rows.chunks(batch.max(1)) {
+        let images = upload_rows(b, cache, chunk, &mut host)?;
+        let x = augment::test_view(b, &images, out)?;
+        let (s, c) = model.predict(b, st, &x)?;
+        sum.extend(s.to_host(b)?);
+        cat.extend(c.to_host(b)?);
+    }
+    Ok((sum, cat))
+}
