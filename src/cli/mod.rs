@@ -5,9 +5,12 @@
 
 mod dataset;
 mod embed;
+mod finetune;
 mod info;
+mod pretrain;
 mod selftest;
 mod synth;
+mod training_args;
 
 use std::fmt;
 use std::str::FromStr;
@@ -39,6 +42,8 @@ enum Command {
     Synth(synth::SynthArgs),
     Dataset(dataset::DatasetArgs),
     Selftest(selftest::SelftestArgs),
+    Pretrain(pretrain::PretrainArgs),
+    Finetune(finetune::FinetuneArgs),
 }
 
 /// Where to compute.
@@ -148,6 +153,8 @@ where
         Command::Synth(a) => synth::run(a),
         Command::Dataset(a) => dataset::run(a),
         Command::Selftest(a) => selftest::run(a),
+        Command::Pretrain(a) => pretrain::run(a),
+        Command::Finetune(a) => finetune::run(a),
     };
     match result {
         Ok(()) => 0,
