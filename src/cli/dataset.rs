@@ -18,6 +18,16 @@ use crate::data::{self, DatasetKind, Isic2017Task, LoadOptions};
                   fgssl dataset --data ~/data/images --dataset csv --csv train.csv"
 )]
 pub struct DatasetArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// ImageFolder: read every image as unlabelled, ignoring class subfolders.
+    #[arg(long)]
+    pub unlabelled: bool,
+}
+
+/// Where a data set is and how to read it: shared by every command that loads one.
+#[derive(Args, Debug, Clone)]
+pub struct SourceArgs {
     /// The data set folder (or a MedMNIST .npz file).
     #[arg(long)]
     pub data: PathBuf,
@@ -36,15 +46,23 @@ pub struct DatasetArgs {
     /// MedMNIST: which .npz when the folder holds several (a file name or stem, e.g. dermamnist_224).
     #[arg(long)]
     pub npz: Option<String>,
-    /// ImageFolder: read every image as unlabelled, ignoring class subfolders.
-    #[arg(long)]
-    pub unlabelled: bool,
+}
+
+impl SourceArgs {
+    pub fn load(&self, unlabelled: bool) -> crate::error::Result<data::Dataset> {
+        let opts = LoadOptions {
+            isic2017_task: self.task,
+            csv_path: self.csv.clone(),
+            image_dir: self.images.clone(),
+            medmnist_file: self.npz.clone(),
+            unlabelled,
+        };
+        data::load(&self.data, self.kind, &opts)
+    }
 }
 
 pub fn run(args: DatasetArgs) -> CliResult {
-    let opts =
-        LoadOptions { isic2017_task: args.task, csv_path: args.csv, image_dir: args.images, medmnist_file: args.npz, unlabelled: args.unlabelled };
-    let ds = data::load(&args.data, args.kind, &opts)?;
+    let ds = args.source.load(args.unlabelled)?;
     println!("data: {}", ds.root.display());
     println!("format: {}", ds.format);
     let counts = ds.class_counts();

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::json;
 
+use super::dataset::SourceArgs;
 use super::{is_backbone_key, CliError, CliResult, Device};
 use crate::augment::Grids;
 use crate::data::cache::{CacheOptions, ImageCache};
 use crate::data::fundus::FundusCrop;
 use crate::data::split::{make_splits, SplitConfig, Splits};
-use crate::data::{self, Dataset, DatasetKind, Isic2017Task, LoadOptions};
+use crate::data::{Dataset, DatasetKind};
 use crate::error::{Error, Result};
 use crate::model::fgssl::{Fgssl, FgsslConfig};
 use crate::model::resnet::Arch;
@@ -26,24 +27,8 @@ use crate::weights;
 /// Which data set and how it is split and cached.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// The data set folder (or a MedMNIST .npz file); `fgssl dataset --data DIR` shows what is found.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// The format; detected from marker files when omitted.
-    #[arg(long = "dataset", value_name = "KIND")]
-    pub kind: Option<DatasetKind>,
-    /// ISIC 2017 task: sk (default), melanoma or 3class.
-    #[arg(long, default_value_t = Isic2017Task::default())]
-    pub task: Isic2017Task,
-    /// CSV format: the label file (image,label).
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-    /// CSV format: the folder the listed images are relative to (default: --data).
-    #[arg(long)]
-    pub images: Option<PathBuf>,
-    /// MedMNIST: which .npz when the folder holds several.
-    #[arg(long)]
-    pub npz: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Seed of the stratified train/val/test split of data sets without an official one (the reference's 18).
     #[arg(long, default_value_t = 18)]
     pub split_seed: u64,
@@ -54,14 +39,7 @@ pub struct DataArgs {
 
 impl DataArgs {
     pub fn load(&self) -> Result<(Dataset, Splits)> {
-        let opts = LoadOptions {
-            isic2017_task: self.task,
-            csv_path: self.csv.clone(),
-            image_dir: self.images.clone(),
-            medmnist_file: self.npz.clone(),
-            unlabelled: false,
-        };
-        let ds = data::load(&self.data, self.kind, &opts)?;
+        let ds = self.source.load(false)?;
         let splits = make_splits(&ds, &SplitConfig { seed: self.split_seed, ..SplitConfig::default() })?;
         Ok((ds, splits))
     }
