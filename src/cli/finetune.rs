@@ -1,14 +1,16 @@
 //! `fgssl finetune`: supervised fine-tuning with a fraction of the labels (METHOD.md §8), then evaluation on the
 //! held-out splits with the data set's metrics (METHOD.md §9, DATA.md §6). Three schedules: progressive (FG-SSL,
 //! four steps per batch), plain (one CE step on the concat head) and linear-probe (a linear classifier on the
-//! frozen backbone's pooled features).
-
-use std::path::PathBuf;
+//! frozen backbone's pooled features). Everything goes to a run folder (run_dir.rs); the progressive and plain
+//! schedules write a checkpoint after every epoch and resume with `--resume auto`.
 
 use clap::{Args, ValueEnum};
+use serde_json::json;
 
-use super::training_args::{build_model, model_metadata, save_model, DataArgs, Logger, ModelArgs, OptimArgs};
-use super::{select_backend, CliResult, Selected};
+use super::metrics_log::MetricsLog;
+use super::run_dir::{load_resume, log_line, say, write_export, RunConfig, RunDir, RunObserver};
+use super::training_args::{build_model, merge, model_metadata, DataArgs, ModelArgs, OptimArgs, RunArgs};
+use super::{select_backend, CliError, CliResult, Selected};
 use crate::augment::{self, FinetuneViewConfig, Grids, ImageBatch, Jigsaw, Policy};
 use crate::backend::Backend;
 use crate::data::cache::ImageCache;
@@ -18,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Report;
 use crate::model::fgssl::Fgssl;
 use crate::model::{HostState, State};
+use crate::training::checkpoint::Progress;
 use crate::training::epochs::{finetune, predict, FinetuneConfig, LoopConfig};
 use crate::training::finetune::FinetuneMode;
 use crate::training::probe::LinearProbe;
@@ -38,10 +41,13 @@ pub enum Schedule {
 #[command(
     about = "Fine-tune an FG-SSL model with a fraction of the labels and evaluate it",
     after_help = "Example:\n  fgssl finetune --data synth --arch resnet18 --init ssl.safetensors --size 64 --resize 72 \\\n    \
-                  --grids 8,4,2 --label-fraction 0.1 --epochs 10 --batch-size 16 --out ft.safetensors\n\n\
+                  --grids 8,4,2 --label-fraction 0.1 --epochs 10 --batch-size 16 --out runs/ft\n\n\
                   Images are cached at RESIZE x RESIZE; training views follow METHOD.md §8 (flips, plus a random resized\n\
                   crop for ISIC, a center crop otherwise) at SIZE x SIZE; evaluation uses the center crop. The\n\
-                  prediction is the argmax of the summed logits of the four heads; the concat head alone is reported too."
+                  prediction is the argmax of the summed logits of the four heads; the concat head alone is reported too.\n\
+                  --init takes a pretraining run folder (runs/ssl), its export or checkpoint, or torchvision weights.\n\
+                  RUN_DIR gets config.json, splits.json, metrics.jsonl/.csv (with the eval metrics), train.log,\n\
+                  checkpoints/last.safetensors and export/{backbone,model}.safetensors + metadata.json."
 )]
 pub struct FinetuneArgs {
     #[command(flatten)]
@@ -69,19 +75,21 @@ pub struct FinetuneArgs {
     pub jigsaw: Jigsaw,
     #[arg(long, default_value_t = BnStats::Minimal)]
     pub bn_stats: BnStats,
-    /// Output weights file (safetensors, written atomically).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Metrics log: one JSON object per iteration, then one per evaluated split.
-    #[arg(long)]
-    pub log: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 pub fn run(args: FinetuneArgs) -> CliResult {
-    match select_backend(args.optim.device)? {
-        Selected::Cpu(b) => run_on(&b, args),
-        Selected::Cuda(b) => run_on(b.as_ref(), args),
+    let run = RunDir::create(&args.run.out, args.run.resume.is_some(), args.run.overwrite)?;
+    let result = match select_backend(args.optim.device) {
+        Ok(Selected::Cpu(b)) => run_on(&b, &run, args),
+        Ok(Selected::Cuda(b)) => run_on(b.as_ref(), &run, args),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        log_line(&format!("error: {}", e.message));
     }
+    result
 }
 
 /// How the evaluated splits are scored: the model's four heads, or the linear probe on frozen features.
@@ -94,8 +102,8 @@ fn labels_of(ds: &Dataset, indices: &[usize]) -> Vec<u32> {
     indices.iter().map(|&i| ds.samples[i].label.expect("split indices are labelled") as u32).collect()
 }
 
-fn run_on<B: Backend>(b: &B, args: FinetuneArgs) -> CliResult {
-    eprintln!("device: {}", b.name());
+fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
+    say!("device: {}", b.name());
     if args.size > args.resize {
         return Err(
             Error::Invalid(format!("--size {} is larger than --resize {}: views are crops of the cached images", args.size, args.resize)).into()
@@ -106,19 +114,48 @@ fn run_on<B: Backend>(b: &B, args: FinetuneArgs) -> CliResult {
     let grids = args.grids.unwrap_or_else(|| DataArgs::default_grids(&ds));
     grids.check(args.size)?;
     let train = label_subset(&ds, &splits.train, args.label_fraction, args.optim.seed)?;
-    eprintln!(
-        "labels: {} of {} training images ({:.1}%)",
-        train.len(),
-        splits.train.len(),
-        100.0 * train.len() as f64 / splits.train.len().max(1) as f64
-    );
+    let config = RunConfig {
+        training: merge(&[
+            json!({"command": "finetune", "schedule": format!("{:?}", args.schedule).to_lowercase(), "label_fraction": args.label_fraction,
+                   "size": args.size, "resize": args.resize, "grids": grids.to_string(), "jigsaw": args.jigsaw.to_string(),
+                   "bn_stats": args.bn_stats.to_string(), "classes": ds.class_names}),
+            args.data.training_config(),
+            args.model.training_config(),
+            args.optim.training_config(),
+        ]),
+        run: json!({"epochs": args.optim.epochs, "device": args.optim.device.to_string(), "init": args.model.init,
+                    "cache_dir": args.data.cache_dir, "out": args.run.out, "labelled_train_images": train.len()}),
+    };
+    let resume_from = match &args.run.resume {
+        Some(_) if args.schedule == Schedule::LinearProbe => {
+            return Err(CliError::from(Error::Invalid("--resume: linear-probe runs write no checkpoints (they are short); run them again".into())))
+        }
+        Some(r) => run.resume_from(r)?,
+        None => None,
+    };
+    say!("labels: {} of {} training images ({:.1}%)", train.len(), splits.train.len(), 100.0 * train.len() as f64 / splits.train.len().max(1) as f64);
     let split_name = format!("train-{}", args.label_fraction);
-    let cache = args.data.cache(&ds, &train, &split_name, args.resize, &args.out)?;
+    let cache = args.data.cache(&ds, &train, &split_name, args.resize, &run.root)?;
     let labels = labels_of(&ds, &train);
-    let (model, reg, host) = build_model(&args.model, Some(k), args.optim.backbone_lr_scale, args.optim.seed)?;
+    // Resuming: the checkpoint's weights (loaded strictly below), not --init.
+    let model_args = ModelArgs { init: resume_from.clone().or(args.model.init.clone()), ..args.model.clone() };
+    let (model, reg, mut host) = build_model(&model_args, Some(k), args.optim.backbone_lr_scale, args.optim.seed)?;
+    let resumed = load_resume(resume_from.as_deref(), &reg, &config, args.optim.epochs)?;
+    if args.run.resume.is_some() && resumed.is_none() {
+        say!("resume auto: {} has no checkpoint yet, starting from the beginning", run.root.display());
+    }
+    let start = resumed.as_ref().map_or(Progress::default(), |(_, s)| s.progress);
+    if let Some((h, _)) = &resumed {
+        host = h.clone();
+    }
     let mut st = State::upload(b, &reg, &host)?;
-    let cfg = LoopConfig { epochs: args.optim.epochs, batch: args.optim.batch_size, schedule: args.optim.schedule()?, seed: args.optim.seed };
-    let mut logger = Logger::new(args.log.as_deref())?;
+    config.write(&run.config(), "finetune", &b.name(), resume_from.as_deref())?;
+    splits.write(&run.splits(), &ds)?;
+    let cfg = LoopConfig { epochs: args.optim.epochs, batch: args.optim.batch_size, schedule: args.optim.schedule()?, seed: args.optim.seed, start };
+    let metadata = model_metadata(&model, "finetune", grids, args.size, &ds.class_names);
+    let stage = if args.schedule == Schedule::LinearProbe { "linear-probe" } else { "finetune" };
+    let log = MetricsLog::open(&run.metrics_jsonl(), &run.metrics_csv(), stage, resumed.as_ref().map(|_| start.epoch))?;
+    let mut obs = RunObserver { log, run, reg: &reg, config: &config, metadata: metadata.clone(), saved: resumed.as_ref().map(|_| start) };
 
     let evaluator = match args.schedule {
         Schedule::Progressive | Schedule::Plain => {
@@ -131,7 +168,10 @@ fn run_on<B: Backend>(b: &B, args: FinetuneArgs) -> CliResult {
             let mode = if args.schedule == Schedule::Plain { FinetuneMode::Plain } else { FinetuneMode::Progressive };
             let ft = FinetuneConfig { mode, bn_stats: args.bn_stats, views };
             let mut opt = args.optim.optimizer();
-            eprintln!(
+            if let Some((_, state)) = &resumed {
+                opt.state_from_host(b, &mut st.params, &state.optimizer)?;
+            }
+            say!(
                 "finetune ({mode}): {} on {} images of {}, {}x{} from {}px, grids {grids}, {} epochs of batch {}, {} lr {}",
                 model.cfg.arch,
                 cache.len(),
@@ -144,8 +184,7 @@ fn run_on<B: Backend>(b: &B, args: FinetuneArgs) -> CliResult {
                 opt.kind.name(),
                 args.optim.lr
             );
-            finetune(b, &model, &mut st, &mut opt, &cache, &labels, &cfg, &ft, |it| logger.log("finetune", it))?;
-            logger.flush_epoch();
+            finetune(b, &model, &mut st, &mut opt, &cache, &labels, &cfg, &ft, &mut obs).map_err(|e| obs.explain(e))?;
             Evaluator::Heads
         }
         Schedule::LinearProbe => {
@@ -154,13 +193,14 @@ fn run_on<B: Backend>(b: &B, args: FinetuneArgs) -> CliResult {
             let mut probe_st = State::upload(b, &probe.registry, &HostState::init(&probe.registry, args.optim.seed))?;
             let mut opt = args.optim.optimizer();
             let losses = probe.train(b, &mut probe_st, &mut opt, &cfg.schedule, &features, &labels, cfg.epochs, cfg.batch, cfg.seed)?;
-            eprintln!(
-                "linear probe: {} epochs on {} frozen features, loss {:.4} -> {:.4}",
-                cfg.epochs,
-                cache.len(),
-                losses[0],
-                losses[losses.len() - 1]
-            );
+            for (epoch, &loss) in losses.iter().enumerate() {
+                obs.log.probe_epoch(epoch, cfg.schedule.lr(epoch), loss)?;
+            }
+            if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
+                let e = Error::Invalid(format!("the linear probe's cross-entropy loss is {} in epoch {}: training stopped", losses[bad], bad + 1));
+                return Err(e.into());
+            }
+            say!("linear probe: {} epochs on {} frozen features, loss {:.4} -> {:.4}", cfg.epochs, cache.len(), losses[0], losses[losses.len() - 1]);
             Evaluator::Probe(Box::new((probe, probe_st)))
         }
     };
@@ -169,7 +209,7 @@ fn run_on<B: Backend>(b: &B, args: FinetuneArgs) -> CliResult {
         if indices.is_empty() {
             continue;
         }
-        let c = args.data.cache(&ds, indices, name, args.resize, &args.out)?;
+        let c = args.data.cache(&ds, indices, name, args.resize, &run.root)?;
         let (logits, cat) = match &evaluator {
             Evaluator::Heads => predict(b, &model, &mut st, &c, args.size, 64).map(|(sum, cat)| (sum, Some(cat)))?,
             Evaluator::Probe(probe) => {
@@ -180,15 +220,23 @@ fn run_on<B: Backend>(b: &B, args: FinetuneArgs) -> CliResult {
         let truth: Vec<usize> = labels_of(&ds, indices).iter().map(|&l| l as usize).collect();
         let report = Report::new(&truth, &softmax_rows(&logits, k), k, &ds.class_names, ds.format == DatasetKind::Aptos2019.name())?;
         println!("{name} ({} images):\n{report}", truth.len());
+        log_line(&format!("{name} ({} images):\n{report}", truth.len()));
         if let Some(cat) = cat {
             let cat_report = Report::new(&truth, &softmax_rows(&cat, k), k, &ds.class_names, false)?;
             println!("{name}, concat head alone: accuracy {:.4}", cat_report.accuracy);
+            log_line(&format!("{name}, concat head alone: accuracy {:.4}", cat_report.accuracy));
         }
-        logger.write_json(&serde_json::json!({"kind": "eval", "split": name, "metrics": report.to_json()}))?;
+        obs.log.eval(name, report.to_json())?;
     }
-    let host = st.download(b)?;
-    save_model(&args.out, &reg, &host, model_metadata(&model, "finetune", grids, &ds.class_names))?;
-    eprintln!("wrote {}", args.out.display());
+    let extra = match &evaluator {
+        Evaluator::Probe(probe) => {
+            let (probe, probe_st) = probe.as_ref();
+            probe.registry.state_dict(&probe_st.download(b)?)
+        }
+        Evaluator::Heads => Vec::new(),
+    };
+    write_export(run, &reg, &st.download(b)?, extra, &metadata)?;
+    say!("wrote {} (checkpoints/, export/, metrics.jsonl)", run.root.display());
     Ok(())
 }
 

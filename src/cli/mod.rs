@@ -5,9 +5,15 @@
 
 mod dataset;
 mod embed;
+mod eval;
 mod finetune;
 mod info;
+mod knn;
+mod metrics_log;
+mod model_file;
+mod predict;
 mod pretrain;
+mod run_dir;
 mod selftest;
 mod synth;
 mod training_args;
@@ -44,6 +50,9 @@ enum Command {
     Selftest(selftest::SelftestArgs),
     Pretrain(pretrain::PretrainArgs),
     Finetune(finetune::FinetuneArgs),
+    Predict(predict::PredictArgs),
+    Eval(eval::EvalArgs),
+    Knn(knn::KnnArgs),
 }
 
 /// Where to compute.
@@ -155,6 +164,9 @@ where
         Command::Selftest(a) => selftest::run(a),
         Command::Pretrain(a) => pretrain::run(a),
         Command::Finetune(a) => finetune::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Knn(a) => knn::run(a),
     };
     match result {
         Ok(()) => 0,

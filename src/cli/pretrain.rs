@@ -1,16 +1,19 @@
 //! `fgssl pretrain`: FG-SSL self-supervised pretraining (METHOD.md §7) on the training split of a data set, labels
-//! unused; writes the whole model (backbone + hierarchical blocks + projectors) as safetensors.
-
-use std::path::PathBuf;
+//! unused. Everything goes to a run folder (run_dir.rs): settings, metrics, a checkpoint after every epoch (resume
+//! with `--resume auto`), and at the end `export/` (the backbone under torchvision's names, the whole model).
 
 use clap::Args;
+use serde_json::json;
 
-use super::training_args::{build_model, model_metadata, save_model, DataArgs, Logger, ModelArgs, OptimArgs};
+use super::metrics_log::{num, MetricsLog};
+use super::run_dir::{load_resume, log_line, say, write_export, RunConfig, RunDir, RunObserver};
+use super::training_args::{build_model, merge, model_metadata, DataArgs, ModelArgs, OptimArgs, RunArgs};
 use super::{select_backend, CliResult, Selected};
 use crate::augment::{Grids, Jigsaw, SslViewConfig};
 use crate::backend::Backend;
 use crate::model::State;
 use crate::ops::barlow_twins::{BtConfig, BtForm};
+use crate::training::checkpoint::Progress;
 use crate::training::epochs::{pretrain, LoopConfig};
 use crate::training::ssl::{BnStats, SslConfig};
 
@@ -19,8 +22,11 @@ use crate::training::ssl::{BnStats, SslConfig};
     about = "FG-SSL pretraining: jigsaw views at three granularities, Barlow Twins loss, four progressive steps per batch",
     after_help = "Example (the synthetic data set, small and fast on a CPU):\n  \
                   fgssl synth --out synth && fgssl pretrain --data synth --arch resnet18 --size 64 --grids 8,4,2 \\\n    \
-                  --epochs 5 --batch-size 16 --out ssl.safetensors\n\n\
-                  The SSL views (METHOD.md §5) are made from a decoded u8 cache of the training split at SIZE x SIZE."
+                  --epochs 5 --batch-size 16 --out runs/ssl\n  \
+                  fgssl pretrain ... --out runs/ssl --resume auto      (continue an interrupted run exactly)\n\n\
+                  The SSL views (METHOD.md §5) are made from a decoded u8 cache of the training split at SIZE x SIZE.\n\
+                  RUN_DIR gets config.json, splits.json, metrics.jsonl/.csv, train.log, checkpoints/last.safetensors\n\
+                  (after every epoch) and export/{backbone,model}.safetensors + metadata.json (at the end)."
 )]
 pub struct PretrainArgs {
     #[command(flatten)]
@@ -47,34 +53,66 @@ pub struct PretrainArgs {
     /// BN running statistics of the layers a step skips: minimal, or reference (run the whole model every forward).
     #[arg(long, default_value_t = BnStats::Minimal)]
     pub bn_stats: BnStats,
-    /// Output weights file (safetensors, written atomically).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Metrics log: one JSON object per iteration.
-    #[arg(long)]
-    pub log: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 pub fn run(args: PretrainArgs) -> CliResult {
-    match select_backend(args.optim.device)? {
-        Selected::Cpu(b) => run_on(&b, args),
-        Selected::Cuda(b) => run_on(b.as_ref(), args),
+    let run = RunDir::create(&args.run.out, args.run.resume.is_some(), args.run.overwrite)?;
+    let result = match select_backend(args.optim.device) {
+        Ok(Selected::Cpu(b)) => run_on(&b, &run, args),
+        Ok(Selected::Cuda(b)) => run_on(b.as_ref(), &run, args),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        log_line(&format!("error: {}", e.message));
     }
+    result
 }
 
-fn run_on<B: Backend>(b: &B, args: PretrainArgs) -> CliResult {
-    eprintln!("device: {}", b.name());
+fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {
+    say!("device: {}", b.name());
     let (ds, splits) = args.data.load()?;
     let grids = args.grids.unwrap_or_else(|| DataArgs::default_grids(&ds));
     grids.check(args.size)?;
-    let cache = args.data.cache(&ds, &splits.train, "train", args.size, &args.out)?;
-    let (model, reg, host) = build_model(&args.model, None, args.optim.backbone_lr_scale, args.optim.seed)?;
-    let mut st = State::upload(b, &reg, &host)?;
+    let config = RunConfig {
+        training: merge(&[
+            json!({"command": "pretrain", "size": args.size, "grids": grids.to_string(), "jigsaw": args.jigsaw.to_string(),
+                   "bt_form": args.bt_form.to_string(), "lambda": num(args.lambda), "bn_stats": args.bn_stats.to_string()}),
+            args.data.training_config(),
+            args.model.training_config(),
+            args.optim.training_config(),
+        ]),
+        run: json!({"epochs": args.optim.epochs, "device": args.optim.device.to_string(), "init": args.model.init,
+                    "cache_dir": args.data.cache_dir, "out": args.run.out}),
+    };
+    let resume_from = match &args.run.resume {
+        Some(r) => run.resume_from(r)?,
+        None => None,
+    };
+    let cache = args.data.cache(&ds, &splits.train, "train", args.size, &run.root)?;
+    // Resuming: the checkpoint's weights (loaded strictly below), not --init.
+    let model_args = ModelArgs { init: resume_from.clone().or(args.model.init.clone()), ..args.model.clone() };
+    let (model, reg, mut host) = build_model(&model_args, None, args.optim.backbone_lr_scale, args.optim.seed)?;
     let mut opt = args.optim.optimizer();
-    let cfg = LoopConfig { epochs: args.optim.epochs, batch: args.optim.batch_size, schedule: args.optim.schedule()?, seed: args.optim.seed };
+    let resumed = load_resume(resume_from.as_deref(), &reg, &config, args.optim.epochs)?;
+    if args.run.resume.is_some() && resumed.is_none() {
+        say!("resume auto: {} has no checkpoint yet, starting from the beginning", run.root.display());
+    }
+    let start = resumed.as_ref().map_or(Progress::default(), |(_, s)| s.progress);
+    if let Some((h, _)) = &resumed {
+        host = h.clone();
+    }
+    let mut st = State::upload(b, &reg, &host)?;
+    if let Some((_, state)) = &resumed {
+        opt.state_from_host(b, &mut st.params, &state.optimizer)?;
+    }
+    config.write(&run.config(), "pretrain", &b.name(), resume_from.as_deref())?;
+    splits.write(&run.splits(), &ds)?;
+    let cfg = LoopConfig { epochs: args.optim.epochs, batch: args.optim.batch_size, schedule: args.optim.schedule()?, seed: args.optim.seed, start };
     let ssl = SslConfig { bt: BtConfig { lambda: args.lambda, form: args.bt_form }, bn_stats: args.bn_stats };
     let views = SslViewConfig { jigsaw: args.jigsaw, ..SslViewConfig::new(args.size, grids) };
-    eprintln!(
+    say!(
         "pretrain: {} on {} training images of {}, {}x{}, grids {grids}, {} epochs of batch {}, {} lr {}, bt {} lambda {}, bn stats {}",
         model.cfg.arch,
         cache.len(),
@@ -89,11 +127,11 @@ fn run_on<B: Backend>(b: &B, args: PretrainArgs) -> CliResult {
         args.lambda,
         args.bn_stats
     );
-    let mut logger = Logger::new(args.log.as_deref())?;
-    pretrain(b, &model, &mut st, &mut opt, &cache, &cfg, &ssl, &views, |it| logger.log("ssl", it))?;
-    logger.flush_epoch();
-    let host = st.download(b)?;
-    save_model(&args.out, &reg, &host, model_metadata(&model, "pretrain", grids, &[]))?;
-    eprintln!("wrote {}", args.out.display());
+    let metadata = model_metadata(&model, "pretrain", grids, args.size, &[]);
+    let log = MetricsLog::open(&run.metrics_jsonl(), &run.metrics_csv(), "ssl", resume_from.as_ref().map(|_| start.epoch))?;
+    let mut obs = RunObserver { log, run, reg: &reg, config: &config, metadata: metadata.clone(), saved: resume_from.as_ref().map(|_| start) };
+    pretrain(b, &model, &mut st, &mut opt, &cache, &cfg, &ssl, &views, &mut obs).map_err(|e| obs.explain(e))?;
+    write_export(run, &reg, &st.download(b)?, Vec::new(), &metadata)?;
+    say!("wrote {} (checkpoints/, export/backbone.safetensors, export/model.safetensors, metrics.jsonl)", run.root.display());
     Ok(())
 }

@@ -1,14 +1,15 @@
 //! What `fgssl pretrain` and `fgssl finetune` share: the data set, its split and cache, the model and its
-//! initial weights, the optimizer, the metrics log and the weights file.
+//! initial weights, the optimizer and the run folder's resume flags.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::dataset::SourceArgs;
+use super::metrics_log::num;
+use super::run_dir::{say, Resume};
 use super::{is_backbone_key, CliError, CliResult, Device};
 use crate::augment::Grids;
 use crate::data::cache::{CacheOptions, ImageCache};
@@ -19,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::model::fgssl::{Fgssl, FgsslConfig};
 use crate::model::resnet::Arch;
 use crate::model::{HostState, Registry};
-use crate::training::epochs::IterationLog;
+use crate::training::checkpoint;
 use crate::training::optim::{Optimizer, OptimizerKind};
 use crate::training::schedule::Schedule;
 use crate::weights;
@@ -59,7 +60,7 @@ impl DataArgs {
         }
         let dir = self.cache_dir(out);
         let cache = ImageCache::open_or_build(&dir, ds, indices, &opts, |s| ds.load_rgb8(s))?;
-        eprintln!("cache: {} images of {size}x{size} ({}) in {}", cache.len(), if cache.was_built() { "built" } else { "reused" }, dir.display());
+        say!("cache: {} images of {size}x{size} ({}) in {}", cache.len(), if cache.was_built() { "built" } else { "reused" }, dir.display());
         Ok(cache)
     }
 
@@ -85,8 +86,9 @@ pub struct ModelArgs {
     /// Pooled width P (default: 1024 for resnet50, C5/2 otherwise).
     #[arg(long)]
     pub pooled_dim: Option<usize>,
-    /// Initial weights (safetensors): a torchvision backbone (ImageNet init, METHOD.md §1) or a whole FG-SSL model
-    /// written by `fgssl pretrain`/`finetune`. Without it everything starts from --seed.
+    /// Initial weights (safetensors), with a fresh schedule: a torchvision backbone (ImageNet init, METHOD.md §1),
+    /// an fgssl export or checkpoint, or a run folder of `fgssl pretrain`/`finetune` (its export/model.safetensors,
+    /// else its last checkpoint). Without it everything starts from --seed.
     #[arg(long)]
     pub init: Option<PathBuf>,
 }
@@ -143,7 +145,7 @@ pub fn build_model(m: &ModelArgs, classes: Option<usize>, backbone_lr_scale: f32
     let (model, reg) = Fgssl::new(cfg, backbone_lr_scale);
     let mut host = HostState::init(&reg, seed);
     if let Some(path) = &m.init {
-        let sd = weights::read_state_dict(path)?;
+        let sd = checkpoint::model_only(weights::read_state_dict(&init_file(path)?)?);
         let report = reg.load(&sd, &mut host)?;
         let missing_backbone: Vec<String> = report.missing.iter().filter(|k| is_backbone_key(k)).cloned().collect();
         if !missing_backbone.is_empty() {
@@ -152,21 +154,84 @@ pub fn build_model(m: &ModelArgs, classes: Option<usize>, backbone_lr_scale: f32
                 reason: format!("does not hold a {} backbone: {} missing", m.arch, weights::abbreviate(&missing_backbone, 5)),
             }));
         }
-        eprintln!("init {}: {report}", sd.path.display());
+        say!("init {}: {report}", sd.path.display());
     } else {
-        eprintln!("init: no --init given: every layer initialised from seed {seed} (METHOD.md §1 starts from ImageNet weights)");
+        say!("init: no --init given: every layer initialised from seed {seed} (METHOD.md §1 starts from ImageNet weights)");
     }
     Ok((model, reg, host))
 }
 
-/// Writes the whole model (backbone under torchvision names, heads under theirs) atomically, with metadata.
-pub fn save_model(path: &Path, reg: &Registry, host: &HostState, meta: BTreeMap<String, String>) -> Result<()> {
-    reg.save(path, host, &meta)
+/// The weights file `--init PATH` names: PATH itself, or for a run folder its export (else its last checkpoint).
+fn init_file(path: &Path) -> Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let candidates = [path.join("export").join("model.safetensors"), path.join("checkpoints").join("last.safetensors")];
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        Error::Invalid(format!(
+            "--init {}: a folder, but not a run folder (no export/model.safetensors, no checkpoints/last.safetensors)",
+            path.display()
+        ))
+    })
+}
+
+/// `--out`, `--resume`, `--overwrite`: the run folder.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Run folder: config.json, splits.json, metrics.jsonl/.csv, train.log, checkpoints/, export/ (created).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: PathBuf,
+    /// Continue a run exactly (weights, optimizer state, epoch and iteration): `auto` takes RUN_DIR's latest
+    /// checkpoint (a fresh start when it has none), or give a checkpoint file or run folder.
+    #[arg(long, value_name = "auto|PATH")]
+    pub resume: Option<Resume>,
+    /// Start afresh in a RUN_DIR that already holds a run, replacing its files.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+impl OptimArgs {
+    /// The optimizer and schedule settings a resumed run must share with its checkpoint (epochs excluded: a finished
+    /// run can be extended).
+    pub fn training_config(&self) -> Value {
+        json!({
+            "batch_size": self.batch_size, "lr": num(self.lr), "backbone_lr_scale": num(self.backbone_lr_scale),
+            "optimizer": self.optimizer.name(), "weight_decay": num(self.optimizer().kind.weight_decay()), "warmup": self.warmup,
+            "clip_grad_norm": self.clip_grad_norm.map(num), "seed": self.seed, "schedule": "cosine per epoch",
+        })
+    }
+}
+
+impl ModelArgs {
+    pub fn training_config(&self) -> Value {
+        json!({"arch": self.arch.to_string(), "embed_dim": self.embed_dim, "pooled_dim": self.pooled_dim})
+    }
+}
+
+impl DataArgs {
+    pub fn training_config(&self) -> Value {
+        let data = std::fs::canonicalize(&self.source.data).unwrap_or_else(|_| self.source.data.clone());
+        json!({"data": data.display().to_string(), "dataset": self.source.kind.map(|k| k.name()), "task": self.source.task.to_string(),
+               "csv": self.source.csv.as_ref().map(|p| p.display().to_string()), "images": self.source.images.as_ref().map(|p| p.display().to_string()),
+               "npz": self.source.npz, "split_seed": self.split_seed})
+    }
+}
+
+/// Merges JSON objects (later keys win).
+pub fn merge(parts: &[Value]) -> Value {
+    let mut out = serde_json::Map::new();
+    for p in parts {
+        if let Some(o) = p.as_object() {
+            out.extend(o.clone());
+        }
+    }
+    Value::Object(out)
 }
 
 /// Metadata every weights file carries (ANCHORS.md §2.2 #14).
-pub fn model_metadata(model: &Fgssl, stage: &str, grids: Grids, classes: &[String]) -> BTreeMap<String, String> {
+pub fn model_metadata(model: &Fgssl, stage: &str, grids: Grids, size: usize, classes: &[String]) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
+    m.insert("input_size".into(), size.to_string());
     m.insert("method".into(), "fgssl".into());
     m.insert("stage".into(), stage.into());
     m.insert("arch".into(), model.cfg.arch.to_string());
@@ -180,83 +245,4 @@ pub fn model_metadata(model: &Fgssl, stage: &str, grids: Grids, classes: &[Strin
         m.insert("class_names".into(), serde_json::to_string(classes).unwrap_or_default());
     }
     m
-}
-
-/// Appends one JSON line per iteration to `--log` (when given) and prints one line per epoch to stderr.
-pub struct Logger {
-    file: Option<std::fs::File>,
-    path: Option<PathBuf>,
-    epoch: Option<usize>,
-    sum: Vec<f64>,
-    images: usize,
-    seconds: f64,
-    iterations: usize,
-    /// Sum over iterations of the mean collapse monitor of the steps (SSL only).
-    collapse: f64,
-}
-
-impl Logger {
-    pub fn new(path: Option<&Path>) -> Result<Self> {
-        let file = match path {
-            Some(p) => Some(std::fs::File::create(p).map_err(|e| Error::io(p, e))?),
-            None => None,
-        };
-        Ok(Logger { file, path: path.map(Path::to_path_buf), epoch: None, sum: Vec::new(), images: 0, seconds: 0.0, iterations: 0, collapse: 0.0 })
-    }
-
-    pub fn log(&mut self, kind: &str, it: &IterationLog) -> Result<()> {
-        if self.epoch != Some(it.epoch) {
-            self.flush_epoch();
-            self.epoch = Some(it.epoch);
-        }
-        if self.sum.len() < it.steps.len() {
-            self.sum.resize(it.steps.len(), 0.0);
-        }
-        for (s, step) in self.sum.iter_mut().zip(&it.steps) {
-            *s += step.loss as f64;
-        }
-        self.collapse += it.steps.iter().map(|s| s.collapse_std as f64).sum::<f64>() / it.steps.len().max(1) as f64;
-        self.images += it.images;
-        self.seconds += it.seconds;
-        self.iterations += 1;
-        if let Some(f) = &mut self.file {
-            let steps: Vec<_> = it
-                .steps
-                .iter()
-                .map(|s| json!({"loss": s.loss, "on_diag": s.on_diag, "off_diag": s.off_diag, "std_of_l2_normalized": s.collapse_std}))
-                .collect();
-            let line = json!({"kind": kind, "epoch": it.epoch, "iteration": it.iteration, "lr": it.lr, "images": it.images,
-                               "seconds": it.seconds, "images_per_s": it.images as f64 / it.seconds.max(1e-9), "steps": steps});
-            writeln!(f, "{line}").map_err(|e| Error::io(self.path.as_deref().unwrap_or(Path::new("log")), e))?;
-        }
-        Ok(())
-    }
-
-    /// Appends one JSON object to the log (when there is one).
-    pub fn write_json(&mut self, value: &serde_json::Value) -> Result<()> {
-        if let Some(f) = &mut self.file {
-            writeln!(f, "{value}").map_err(|e| Error::io(self.path.as_deref().unwrap_or(Path::new("log")), e))?;
-        }
-        Ok(())
-    }
-
-    /// Prints the epoch that just ended: mean loss of each step, throughput.
-    pub fn flush_epoch(&mut self) {
-        if let (Some(epoch), true) = (self.epoch, self.iterations > 0) {
-            let means: Vec<String> = self.sum.iter().map(|s| format!("{:.4}", s / self.iterations as f64)).collect();
-            let collapse = self.collapse / self.iterations as f64;
-            let monitor = if collapse > 0.0 { format!("  std_of_l2_normalized {collapse:.4}") } else { String::new() };
-            eprintln!(
-                "epoch {:>3}: step losses [{}]{monitor}  {:.1} img/s",
-                epoch + 1,
-                means.join(", "),
-                self.images as f64 / self.seconds.max(1e-9)
-            );
-        }
-        self.sum.clear();
-        self.images = 0;
-        self.seconds = 0.0;
-        self.iterations = 0;
-        self.collapse = 0.0;
-    }
 }

@@ -6,6 +6,11 @@
 //! cache, so a run is reproducible and the CPU and GPU backends draw the same numbers. The learning rate follows
 //! the schedule per epoch (METHOD.md §10). SSL drops the incomplete last batch (Barlow Twins needs batch
 //! statistics); fine-tuning keeps it when it holds at least two images.
+//!
+//! Because of that keying, a loop can start at any epoch boundary ([`LoopConfig::start`]) and compute exactly what
+//! an uninterrupted run computes from there on: resuming needs the weights, the optimizer state and the two
+//! counters of [`Progress`], nothing else. A step whose loss is not finite stops the loop with an error naming the
+//! epoch, the iteration, the step and the loss.
 
 use std::time::Instant;
 
@@ -17,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::model::fgssl::{Fgssl, Head};
 use crate::model::State;
 
+use super::checkpoint::Progress;
 use super::finetune::{ce_step, finetune_iteration, FinetuneBatch, FinetuneMode};
 use super::optim::Optimizer;
 use super::schedule::Schedule;
@@ -52,10 +58,59 @@ pub struct IterationLog {
 /// Settings shared by both loops.
 #[derive(Clone, Debug)]
 pub struct LoopConfig {
+    /// Epochs of the whole run (the loop runs `start.epoch..epochs`).
     pub epochs: usize,
     pub batch: usize,
     pub schedule: Schedule,
     pub seed: u64,
+    /// Where the loop starts: zero for a new run, a checkpoint's progress when resuming.
+    pub start: Progress,
+}
+
+/// What the caller sees of a running loop.
+pub trait Observer<B: Backend> {
+    /// After every iteration; an error stops the run.
+    fn iteration(&mut self, it: &IterationLog) -> Result<()>;
+    /// After every epoch, with the progress a resumed run would start from (checkpoints are written here).
+    fn epoch_end(&mut self, _b: &B, _st: &State<B>, _opt: &Optimizer, _next: Progress) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A closure is an observer of iterations only.
+impl<B: Backend, F: FnMut(&IterationLog) -> Result<()>> Observer<B> for F {
+    fn iteration(&mut self, it: &IterationLog) -> Result<()> {
+        self(it)
+    }
+}
+
+/// Stops the run at the first step whose loss (or Barlow Twins term) is not finite.
+fn check_finite(it: &IterationLog, loss_name: &str) -> Result<()> {
+    for (k, s) in it.steps.iter().enumerate() {
+        if !(s.loss.is_finite() && s.on_diag.is_finite() && s.off_diag.is_finite()) {
+            let head = if it.steps.len() == 1 { "concat head".to_string() } else { head_name(k) };
+            let terms =
+                if loss_name.starts_with("Barlow") { format!(" (on-diagonal {}, off-diagonal {})", s.on_diag, s.off_diag) } else { String::new() };
+            return Err(Error::Invalid(format!(
+                "the {loss_name} loss is {}{terms} in epoch {} (iteration {} of the run, counting from 0 as metrics.jsonl \
+                 does), step {} of {} ({head}), lr {:e}: training stopped (is the learning rate too high?)",
+                s.loss,
+                it.epoch + 1,
+                it.iteration,
+                k + 1,
+                it.steps.len(),
+                it.lr
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn head_name(step: usize) -> String {
+    match step {
+        3 => "concat head".into(),
+        k => format!("block {} head, layer{}", k + 1, k + 2),
+    }
 }
 
 impl LoopConfig {
@@ -93,15 +148,15 @@ pub fn pretrain<B: Backend>(
     cfg: &LoopConfig,
     ssl: &SslConfig,
     views: &SslViewConfig,
-    mut log: impl FnMut(&IterationLog) -> Result<()>,
+    obs: &mut impl Observer<B>,
 ) -> Result<()> {
     // A batch smaller than the configured one would still work, but BT needs at least 2 samples and SSL drops the
     // incomplete last batch, so a data set smaller than one batch would train on nothing: use it whole instead.
     let batch = cfg.batch.min(cache.len());
     cfg.check(cache.len(), 2, "pretrain")?;
-    let mut iteration = 0;
+    let mut iteration = cfg.start.iteration;
     let mut host = Vec::new();
-    for epoch in 0..cfg.epochs {
+    for epoch in cfg.start.epoch..cfg.epochs {
         let lr = cfg.schedule.lr(epoch);
         for rows in epoch_batches(cache.len(), batch, cfg.seed, epoch, batch) {
             let t = Instant::now();
@@ -109,9 +164,12 @@ pub fn pretrain<B: Backend>(
             let v = augment::ssl_views(b, views, &images, cfg.seed, iteration as u32, &sample_ids(&rows))?;
             let batch = SslBatch { x1: &v.x1, jigsaw: [&v.jig[0], &v.jig[1], &v.jig[2]], x2: &v.x2 };
             let steps = ssl_iteration(b, model, st, opt, lr, ssl, &batch)?;
-            log(&IterationLog { epoch, iteration, lr, images: rows.len(), seconds: t.elapsed().as_secs_f64(), steps: steps.to_vec() })?;
+            let it = IterationLog { epoch, iteration, lr, images: rows.len(), seconds: t.elapsed().as_secs_f64(), steps: steps.to_vec() };
+            obs.iteration(&it)?;
+            check_finite(&it, "Barlow Twins")?;
             iteration += 1;
         }
+        obs.epoch_end(b, st, opt, Progress { epoch: epoch + 1, iteration })?;
     }
     Ok(())
 }
@@ -135,15 +193,15 @@ pub fn finetune<B: Backend>(
     labels: &[u32],
     cfg: &LoopConfig,
     ft: &FinetuneConfig,
-    mut log: impl FnMut(&IterationLog) -> Result<()>,
+    obs: &mut impl Observer<B>,
 ) -> Result<()> {
     if labels.len() != cache.len() {
         return Err(Error::Invalid(format!("finetune: {} labels for {} cached images", labels.len(), cache.len())));
     }
     cfg.check(cache.len(), 2, "finetune")?;
-    let mut iteration = 0;
+    let mut iteration = cfg.start.iteration;
     let mut host = Vec::new();
-    for epoch in 0..cfg.epochs {
+    for epoch in cfg.start.epoch..cfg.epochs {
         let lr = cfg.schedule.lr(epoch);
         for rows in epoch_batches(cache.len(), cfg.batch, cfg.seed, epoch, 2) {
             let t = Instant::now();
@@ -162,9 +220,12 @@ pub fn finetune<B: Backend>(
                 }
             };
             let steps = losses.iter().map(|&loss| SslStepLog { loss, on_diag: 0.0, off_diag: 0.0, collapse_std: 0.0 }).collect();
-            log(&IterationLog { epoch, iteration, lr, images: rows.len(), seconds: t.elapsed().as_secs_f64(), steps })?;
+            let it = IterationLog { epoch, iteration, lr, images: rows.len(), seconds: t.elapsed().as_secs_f64(), steps };
+            obs.iteration(&it)?;
+            check_finite(&it, "cross-entropy")?;
             iteration += 1;
         }
+        obs.epoch_end(b, st, opt, Progress { epoch: epoch + 1, iteration })?;
     }
     Ok(())
 }
