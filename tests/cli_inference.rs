@@ -18,8 +18,8 @@ fn synth(dir: &TempDir) -> String {
 }
 
 const TINY: &[&str] = &["--arch", "resnet18", "--embed-dim", "16", "--pooled-dim", "24", "--device", "cpu", "--grids", "8,4,2"];
-/// The evaluation view of the tiny model (finetune's --size and --resize).
-const VIEW: &[&str] = &["--size", "32", "--resize", "36", "--device", "cpu"];
+/// predict and eval take the evaluation view (finetune's --size 32 and --resize 36) from the model's metadata.
+const VIEW: &[&str] = &["--device", "cpu"];
 
 fn run(args: &[&str]) -> std::process::Output {
     let o = fgssl(args);

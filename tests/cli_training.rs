@@ -100,6 +100,7 @@ fn pretrain_then_finetune_write_run_folders_with_a_torchvision_export() {
     let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ssl.join("export/metadata.json")).unwrap()).unwrap();
     assert_eq!((meta["arch"].as_str(), meta["method"].as_str(), meta["grids"].as_str()), (Some("resnet18"), Some("fgssl"), Some("8,4,2")));
     assert_eq!((meta["embed_dim"].as_u64(), meta["pooled_dim"].as_u64(), meta["input_size"].as_u64()), (Some(16), Some(24), Some(32)));
+    assert_eq!(meta["resize"].as_u64(), Some(32), "pretraining views are the whole cached image");
     assert_eq!(meta["mean"].as_array().map(Vec::len), Some(3));
 
     // `fgssl embed` takes the exported backbone.

@@ -152,7 +152,7 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
     config.write(&run.config(), "finetune", &b.name(), resume_from.as_deref())?;
     splits.write(&run.splits(), &ds)?;
     let cfg = LoopConfig { epochs: args.optim.epochs, batch: args.optim.batch_size, schedule: args.optim.schedule()?, seed: args.optim.seed, start };
-    let metadata = model_metadata(&model, "finetune", grids, args.size, &ds.class_names);
+    let metadata = model_metadata(&model, "finetune", grids, args.size, args.resize, &ds.class_names);
     let stage = if args.schedule == Schedule::LinearProbe { "linear-probe" } else { "finetune" };
     let log = MetricsLog::open(&run.metrics_jsonl(), &run.metrics_csv(), stage, resumed.as_ref().map(|_| start.epoch))?;
     let mut obs = RunObserver { log, run, reg: &reg, config: &config, metadata: metadata.clone(), saved: resumed.as_ref().map(|_| start) };

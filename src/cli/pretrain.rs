@@ -127,7 +127,7 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {
         args.lambda,
         args.bn_stats
     );
-    let metadata = model_metadata(&model, "pretrain", grids, args.size, &[]);
+    let metadata = model_metadata(&model, "pretrain", grids, args.size, args.size, &[]);
     let log = MetricsLog::open(&run.metrics_jsonl(), &run.metrics_csv(), "ssl", resume_from.as_ref().map(|_| start.epoch))?;
     let mut obs = RunObserver { log, run, reg: &reg, config: &config, metadata: metadata.clone(), saved: resume_from.as_ref().map(|_| start) };
     pretrain(b, &model, &mut st, &mut opt, &cache, &cfg, &ssl, &views, &mut obs).map_err(|e| obs.explain(e))?;

@@ -257,7 +257,7 @@ pub fn write_export(run: &RunDir, reg: &Registry, host: &HostState, extra: Vec<(
     model.extend(extra);
     weights::write_safetensors(&dir.join("model.safetensors"), &model, meta)?;
     let mut m: serde_json::Map<String, Value> = meta.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-    for key in ["embed_dim", "pooled_dim", "num_classes", "input_size"] {
+    for key in ["embed_dim", "pooled_dim", "num_classes", "input_size", "resize"] {
         if let Some(n) = meta.get(key).and_then(|v| v.parse::<u64>().ok()) {
             m.insert(key.into(), json!(n));
         }

@@ -229,9 +229,12 @@ pub fn merge(parts: &[Value]) -> Value {
 }
 
 /// Metadata every weights file carries (ANCHORS.md §2.2 #14).
-pub fn model_metadata(model: &Fgssl, stage: &str, grids: Grids, size: usize, classes: &[String]) -> BTreeMap<String, String> {
+/// `resize` is the side of the cached images the `size` views are cropped from (the evaluation transform:
+/// Resize(resize) then CenterCrop(size)); `predict` and `eval` read both.
+pub fn model_metadata(model: &Fgssl, stage: &str, grids: Grids, size: usize, resize: usize, classes: &[String]) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     m.insert("input_size".into(), size.to_string());
+    m.insert("resize".into(), resize.to_string());
     m.insert("method".into(), "fgssl".into());
     m.insert("stage".into(), stage.into());
     m.insert("arch".into(), model.cfg.arch.to_string());
