@@ -66,6 +66,20 @@ fn check_no_nan(scores: &[f32]) -> Result<()> {
     }
 }
 
+/// Row-wise softmax (f64 inside) of `[n, k]` logits: the class probabilities that AUC-type metrics and prediction
+/// files use (METHOD.md §9: softmax of the summed logits).
+pub fn softmax_rows(logits: &[f32], k: usize) -> Vec<f32> {
+    let mut p = vec![0.0; logits.len()];
+    for (row, out) in logits.chunks(k.max(1)).zip(p.chunks_mut(k.max(1))) {
+        let mx = row.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+        let s: f64 = row.iter().map(|&v| (v as f64 - mx).exp()).sum();
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = ((v as f64 - mx).exp() / s) as f32;
+        }
+    }
+    p
+}
+
 /// Argmax of each row of the row-major `[n, k]` `scores` (first maximum on ties, like `numpy.argmax`).
 /// Errors when `k == 0`, `scores.len()` is not a multiple of `k`, or a score is NaN.
 pub fn argmax_predictions(scores: &[f32], k: usize) -> Result<Vec<usize>> {

@@ -22,6 +22,7 @@ use crate::backend::cpu::Cpu;
 use crate::backend::geom::*;
 use crate::backend::{Backend, BnEpilogue, BnEpilogueGrad};
 use crate::error::{Error, Result};
+use crate::metrics::softmax_rows;
 use crate::model::resnet::{Arch, ResNet};
 use crate::model::{HostState, State};
 use crate::ops::{cross_entropy, Mode};
@@ -375,18 +376,6 @@ fn bn_stats(x: &[f32], g: &BatchNormGeom) -> (Vec<f32>, Vec<f32>) {
         invstd[ch] = (1.0 / (var + g.eps as f64).sqrt()) as f32;
     }
     (mean, invstd)
-}
-
-fn softmax_rows(logits: &[f32], k: usize) -> Vec<f32> {
-    let mut p = vec![0.0; logits.len()];
-    for (row, out) in logits.chunks(k).zip(p.chunks_mut(k)) {
-        let mx = row.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
-        let s: f64 = row.iter().map(|&v| (v as f64 - mx).exp()).sum();
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o = ((v as f64 - mx).exp() / s) as f32;
-        }
-    }
-    p
 }
 
 /// Dims of an elementwise case: NCHW when given four, else flat.

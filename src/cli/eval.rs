@@ -7,14 +7,14 @@ use clap::Args;
 use serde_json::json;
 
 use super::model_file::{
-    cache_anchor, check_same_classes, load_classifier, load_dataset_for, predict_logits, softmax_rows, Images, ModelFileArgs, SplitName, ViewArgs,
+    cache_anchor, check_same_classes, load_classifier, load_dataset_for, predict_logits, Images, ModelFileArgs, SplitName, ViewArgs,
 };
 use super::training_args::DataArgs;
 use super::{select_backend, CliResult, Selected};
 use crate::backend::Backend;
 use crate::data::DatasetKind;
 use crate::error::Result;
-use crate::metrics::{isic2017_task_aucs, Isic2017Aucs, Report};
+use crate::metrics::{isic2017_task_aucs, softmax_rows, Isic2017Aucs, Report};
 use crate::weights::write_atomic;
 
 #[derive(Args, Debug)]

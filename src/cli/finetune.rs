@@ -17,7 +17,7 @@ use crate::data::cache::ImageCache;
 use crate::data::split::label_subset;
 use crate::data::{Dataset, DatasetKind};
 use crate::error::{Error, Result};
-use crate::metrics::Report;
+use crate::metrics::{softmax_rows, Report};
 use crate::model::fgssl::Fgssl;
 use crate::model::{HostState, State};
 use crate::training::checkpoint::Progress;
@@ -253,17 +253,4 @@ fn pooled_features<B: Backend>(b: &B, model: &Fgssl, st: &mut State<B>, cache: &
         out.extend(model.backbone.embed(b, st, &x)?.to_host(b)?);
     }
     Ok(out)
-}
-
-/// Row-wise softmax (f64 inside), for the AUC-type metrics (METHOD.md §9).
-fn softmax_rows(logits: &[f32], k: usize) -> Vec<f32> {
-    logits
-        .chunks_exact(k)
-        .flat_map(|row| {
-            let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-            let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
-            let s: f64 = e.iter().sum();
-            e.into_iter().map(move |v| (v / s) as f32)
-        })
-        .collect()
 }

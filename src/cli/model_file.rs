@@ -393,19 +393,6 @@ impl Images<'_> {
     }
 }
 
-/// Row-wise softmax (f64 inside) of `[n, k]` logits: the class probabilities of METHOD.md §9.
-pub fn softmax_rows(logits: &[f32], k: usize) -> Vec<f32> {
-    logits
-        .chunks_exact(k)
-        .flat_map(|row| {
-            let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-            let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
-            let s: f64 = e.iter().sum();
-            e.into_iter().map(move |v| (v / s) as f32)
-        })
-        .collect()
-}
-
 /// Summed-head and concat-head logits (`[n, K]` each) of every image.
 pub fn predict_logits<B: Backend>(b: &B, m: &ModelFile, images: &Images, size: usize, batch: usize) -> Result<(Vec<f32>, Vec<f32>)> {
     let mut st = crate::model::State::upload(b, &m.reg, &m.host)?;

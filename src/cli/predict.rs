@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::dataset::SourceArgs;
-use super::model_file::{load_classifier, load_dataset_for, predict_logits, softmax_rows, Images, ModelFile, ModelFileArgs, SplitName, ViewArgs};
+use super::model_file::{load_classifier, load_dataset_for, predict_logits, Images, ModelFile, ModelFileArgs, SplitName, ViewArgs};
 use super::training_args::DataArgs;
 use super::{select_backend, CliResult, Selected};
 use crate::backend::Backend;
@@ -15,6 +15,7 @@ use crate::data::{Dataset, DatasetKind, ImageSource, Isic2017Task, Sample};
 use crate::error::{Error, Result};
 use crate::imaging;
 use crate::metrics::argmax_predictions;
+use crate::metrics::softmax_rows;
 use crate::predictions::{self, PredictionLayout};
 
 /// Which CSV layout.
