@@ -43,8 +43,9 @@ pub enum Schedule {
     after_help = "Example:\n  fgssl finetune --data synth --arch resnet18 --init ssl.safetensors --size 64 --resize 72 \\\n    \
                   --grids 8,4,2 --label-fraction 0.1 --epochs 10 --batch-size 16 --out runs/ft\n\n\
                   Images are cached at RESIZE x RESIZE; training views follow METHOD.md §8 (flips, plus a random resized\n\
-                  crop for ISIC, a center crop otherwise) at SIZE x SIZE; evaluation uses the center crop. The\n\
-                  prediction is the argmax of the summed logits of the four heads; the concat head alone is reported too.\n\
+                  crop for ISIC, without the reference's AugMix, which is not implemented; a center crop otherwise) at SIZE x\n\
+                  SIZE; evaluation uses the center crop. The prediction is the argmax of the summed logits of the four heads;\n\
+                  the concat head alone is reported too.\n\
                   --init takes a pretraining run folder (runs/ssl), its export or checkpoint, or torchvision weights.\n\
                   RUN_DIR gets config.json, splits.json, metrics.jsonl/.csv (with the eval metrics), train.log,\n\
                   checkpoints/last.safetensors and export/{backbone,model}.safetensors + metadata.json."
