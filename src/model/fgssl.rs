@@ -131,11 +131,6 @@ impl Plan {
     pub fn full(classify: bool) -> Self {
         Plan { stop_after: 4, blocks: [true; 3], projectors: [true; 4], classify }
     }
-
-    /// Whether `head`'s embedding is computed.
-    pub fn covers(&self, head: Head) -> bool {
-        self.projectors[head.index()] && head.blocks().iter().all(|&k| self.blocks[k]) && self.stop_after >= head.deepest_stage()
-    }
 }
 
 /// conv -> BN -> ReLU (the BN and the ReLU are one fused op).
