@@ -131,6 +131,21 @@ fn best_and_per_epoch_checkpoints_follow_the_metric_and_the_keep_policy() {
     assert_eq!(record["epoch"].as_u64(), Some(first_best as u64), "the first epoch with the highest score: {scores:?}");
     assert!(ft.join("checkpoints/best.safetensors").is_file());
 
+    // The linear probe writes a checkpoint (frozen model + probe as fc) after every epoch too.
+    let probe = dir.join("probe");
+    let mut a = vec!["finetune", "--data", &data, "--init", s, "--size", "32", "--resize", "36", "--epochs", "3", "--batch-size", "4"];
+    a.extend(["--label-fraction", "0.5", "--schedule", "linear-probe", "--keep-checkpoints", "1", "--cache-dir", c]);
+    a.extend(["--out", probe.to_str().unwrap()]);
+    a.extend(TINY);
+    run(&a);
+    let last = read_state_dict(&probe.join("checkpoints/last.safetensors")).unwrap();
+    assert!(last.get("fc.weight").is_some() && last.get("layer4.1.bn2.weight").is_some(), "model and probe in the checkpoint");
+    assert_eq!(last.metadata.get("linear_probe_epochs_done").map(String::as_str), Some("3"));
+    assert!(probe.join("checkpoints/epoch-0003.safetensors").is_file() && !probe.join("checkpoints/epoch-0002.safetensors").exists());
+    assert_eq!(read_json(&probe.join("checkpoints/best.json"))["metric"], "val-balanced-accuracy");
+    let vals = events(&probe.join("metrics.jsonl"), "eval").into_iter().filter(|e| e["epoch"].is_u64()).count();
+    assert_eq!(vals, 3, "the probe is validated after every epoch");
+
     let mut a = pretrain_args(&data, s, c, &["--overwrite", "--best-metric", "val-accuracy"]);
     a[6] = "1";
     assert_clean_failure(&fgssl(&a), Some(1), "pretraining has no validation pass");
@@ -199,7 +214,7 @@ fn ctrl_c_saves_a_resumable_checkpoint_and_the_resumed_run_matches_an_uninterrup
     assert!(!err.contains("panicked") && !err.contains("error: "), "{err}");
     let at = checkpoint_progress(&stopped.join("checkpoints/last.safetensors"));
     let (epoch, iteration, batch) = (at["epoch"].as_u64().unwrap(), at["iteration"].as_u64().unwrap(), at["batch"].as_u64().unwrap());
-    assert!(iteration >= 4 && iteration < 12, "stopped at an iteration boundary after the 4th: {at}");
+    assert!((4..12).contains(&iteration), "stopped at an iteration boundary after the 4th: {at}");
     assert_eq!((epoch, batch), (iteration / 3, iteration % 3), "3 batches per epoch: {at}");
     assert!(!stopped.join("export/model.safetensors").exists(), "an interrupted run is not exported");
 

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::checkpoints::{BestMetric, CheckpointPolicy};
 use super::metrics_log::MetricsLog;
+use super::progress::{interrupt_requested, INTERRUPTED_EXIT_CODE};
 use super::run_dir::{load_resume, log_line, say, write_export, RunConfig, RunDir, RunObserver, Validate};
 use super::training_args::{build_model, explain_out_of_memory, merge, model_metadata, DataArgs, ModelArgs, OptimArgs, RunArgs};
 use super::{select_backend, CliError, CliResult, Selected};
@@ -146,7 +147,9 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
     };
     let resume_from = match &args.run.resume {
         Some(_) if args.schedule == Schedule::LinearProbe => {
-            return Err(CliError::from(Error::Invalid("--resume: linear-probe runs write no checkpoints (they are short); run them again".into())))
+            return Err(CliError::from(Error::Invalid(
+                "--resume: linear-probe runs are not resumed (they are short, and their checkpoints hold weights only); run them again".into(),
+            )))
         }
         Some(r) => run.resume_from(r)?,
         None => None,
@@ -175,13 +178,13 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
     let log = MetricsLog::open(&run.metrics_jsonl(), &run.metrics_csv(), stage, resumed.as_ref().map(|_| start))?;
     // The validation split scores every epoch when the best checkpoint is chosen by it (not for the probe, whose
     // backbone never changes).
-    let val_cache = match best.needs_validation() && args.schedule != Schedule::LinearProbe {
+    let val_cache = match best.needs_validation() {
         true => Some(args.data.cache(&ds, &splits.val, "val", args.resize, &run.root)?),
         false => None,
     };
     let val_truth: Vec<usize> = labels_of(&ds, &splits.val).iter().map(|&l| l as usize).collect();
     let is_aptos = ds.format == DatasetKind::Aptos2019.name();
-    let validate = val_cache.as_ref().map(|c| {
+    let validate = val_cache.as_ref().filter(|_| args.schedule != Schedule::LinearProbe).map(|c| {
         let (model, truth, names) = (&model, &val_truth, &ds.class_names);
         Box::new(move |b: &B, st: &mut State<B>| -> Result<serde_json::Value> {
             let (logits, _) = predict(b, model, st, c, args.size, 64)?;
@@ -236,18 +239,65 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
             Evaluator::Heads
         }
         Schedule::LinearProbe => {
+            // The probe trains on features in memory, epochs in milliseconds: it reports per epoch, without a bar.
+            obs.progress.finish();
             let probe = LinearProbe::new(model.cfg.arch.feature_dim(), k);
             let features = pooled_features(b, &model, &mut st, &cache, args.size)?;
             let mut probe_st = State::upload(b, &probe.registry, &HostState::init(&probe.registry, args.optim.seed))?;
             let mut opt = args.optim.optimizer();
-            let losses = probe.train(b, &mut probe_st, &mut opt, &cfg.schedule, &features, &labels, cfg.epochs, cfg.batch, cfg.seed)?;
-            for (epoch, &loss) in losses.iter().enumerate() {
+            // The validation features are computed once too (the backbone is frozen) when they pick the best epoch.
+            let val_features = match &val_cache {
+                Some(c) => Some(pooled_features(b, &model, &mut st, c, args.size)?),
+                None => None,
+            };
+            // Each epoch's checkpoint: the frozen model plus the probe as `fc` (weights only: a probe run is rerun,
+            // not resumed), kept, pruned and picked as best like the other schedules' checkpoints.
+            let frozen = reg.state_dict(&st.download(b)?);
+            let last = run.last_checkpoint();
+            let mut on_epoch = |epoch: usize, loss: f32, pst: &State<B>| -> Result<()> {
+                if interrupt_requested() {
+                    return Err(Error::Invalid(format!("interrupted after {epoch} epochs of the linear probe")));
+                }
                 obs.log.probe_epoch(epoch, cfg.schedule.lr(epoch), loss)?;
-            }
-            if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
-                let e = Error::Invalid(format!("the linear probe's cross-entropy loss is {} in epoch {}: training stopped", losses[bad], bad + 1));
-                return Err(e.into());
-            }
+                if !loss.is_finite() {
+                    let keep =
+                        if epoch > 0 { format!("; the last good checkpoint (after epoch {epoch}) is {}", last.display()) } else { String::new() };
+                    return Err(Error::Invalid(format!(
+                        "the linear probe's cross-entropy loss is {loss} in epoch {}: training stopped{keep}",
+                        epoch + 1
+                    )));
+                }
+                let mut tensors = frozen.clone();
+                tensors.extend(probe.registry.state_dict(&pst.download(b)?));
+                let mut meta = metadata.clone();
+                meta.insert("linear_probe_epochs_done".into(), (epoch + 1).to_string());
+                crate::weights::write_safetensors(&last, &tensors, &meta)?;
+                let score = match (best, &val_features) {
+                    (BestMetric::Loss, _) => Some(loss as f64),
+                    (BestMetric::ValAccuracy | BestMetric::ValBalancedAccuracy, Some(vf)) => {
+                        let logits = probe.logits(b, &pst.params, vf)?;
+                        let report = Report::new(&val_truth, &softmax_rows(&logits, k), k, &ds.class_names, is_aptos)?;
+                        say!(
+                            "val after epoch {:>3}: accuracy {:.4}, balanced accuracy {:.4}",
+                            epoch + 1,
+                            report.accuracy,
+                            report.balanced_accuracy.value
+                        );
+                        obs.log.eval_after_epoch("val", epoch, report.to_json())?;
+                        Some(if best == BestMetric::ValAccuracy { report.accuracy } else { report.balanced_accuracy.value })
+                    }
+                    _ => None,
+                };
+                obs.checkpoints.after_epoch(&last, epoch + 1, score)?;
+                Ok(())
+            };
+            let losses = probe
+                .train_observed(b, &mut probe_st, &mut opt, &cfg.schedule, &features, &labels, cfg.epochs, cfg.batch, cfg.seed, &mut on_epoch)
+                .map_err(|e| match interrupt_requested() {
+                    // Not resumable (see --resume above): say so instead of offering a command.
+                    true => CliError { code: INTERRUPTED_EXIT_CODE, message: format!("{e}: linear-probe runs are not resumed; run it again") },
+                    false => CliError::from(e),
+                })?;
             say!("linear probe: {} epochs on {} frozen features, loss {:.4} -> {:.4}", cfg.epochs, cache.len(), losses[0], losses[losses.len() - 1]);
             Evaluator::Probe(Box::new((probe, probe_st)))
         }
