@@ -85,6 +85,8 @@ fn a_config_file_sets_flags_the_command_line_overrides_and_config_json_records_t
     assert_clean_failure(&fgssl(&["finetune", "--config", bad.to_str().unwrap()]), Some(2), "key 'epochs' must be an integer");
     std::fs::write(&bad, "device = \"tpu\"\n").unwrap();
     assert_clean_failure(&fgssl(&["pretrain", "--config", bad.to_str().unwrap()]), Some(2), "key 'device'");
+    std::fs::write(&bad, "k = 5\nepochs = 3\n").unwrap();
+    assert_clean_failure(&fgssl(&["knn", "--config", bad.to_str().unwrap()]), Some(2), "unknown key 'epochs' for `fgssl knn`");
     let missing = dir.join("missing.toml");
     assert_clean_failure(&fgssl(&["pretrain", "--config", missing.to_str().unwrap()]), Some(1), "missing.toml");
     assert!(!other.exists(), "nothing is created when the config file is wrong");

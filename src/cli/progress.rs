@@ -99,10 +99,12 @@ impl ProgressReport {
     pub fn new(total: usize, first: usize, epochs: usize, interval: Duration) -> Self {
         let bar = (std::io::stderr().is_terminal() && !is_quiet()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            // `wide_msg` last: the line is cut to the terminal's width instead of wrapping.
+            let style = ProgressStyle::with_template("{prefix} [{bar:20}] {pos}/{len} ETA {eta} {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
             bar.set_style(style);
+            bar.set_prefix(format!("epoch {}/{epochs}", (first / (total / epochs.max(1)).max(1) + 1).min(epochs.max(1))));
             bar.set_position(first as u64);
             bar.reset_eta();
             if let Ok(mut g) = BAR.lock() {
