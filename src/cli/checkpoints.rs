@@ -95,18 +95,25 @@ pub struct CheckpointPolicy {
 
 impl CheckpointPolicy {
     /// The policy for `dir` (the run's `checkpoints/`). A run resumed at `resumed_epoch` takes the best value from
-    /// `best.json` when that was measured with the same metric at or before that epoch.
-    pub fn new(dir: &Path, best: BestMetric, keep: usize, resumed_epoch: Option<usize>) -> Self {
+    /// `best.json` when that was measured with the same metric at or before that epoch; a run that starts afresh
+    /// (`--overwrite`) first removes the best and per-epoch checkpoints an earlier run left there, so that they
+    /// are neither taken for this run's nor counted by the keep-N pruning.
+    pub fn new(dir: &Path, best: BestMetric, keep: usize, resumed_epoch: Option<usize>) -> Result<Self> {
         let mut p = CheckpointPolicy { dir: dir.to_path_buf(), best, keep, best_so_far: None };
-        if let Some(epoch) = resumed_epoch {
-            let record = std::fs::read_to_string(p.best_record()).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-            if let Some(r) = record.filter(|r| r["metric"] == best.name()) {
-                if let (Some(v), Some(e)) = (r["value"].as_f64(), r["epoch"].as_u64()) {
-                    p.best_so_far = (e as usize <= epoch).then_some((v, e as usize));
-                }
+        let Some(epoch) = resumed_epoch else {
+            let stale = epoch_checkpoints(dir).into_iter().map(|e| epoch_checkpoint(dir, e)).chain([p.best_path(), p.best_record()]);
+            for path in stale.filter(|f| f.exists()) {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+            return Ok(p);
+        };
+        let record = std::fs::read_to_string(p.best_record()).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        if let Some(r) = record.filter(|r| r["metric"] == best.name()) {
+            if let (Some(v), Some(e)) = (r["value"].as_f64(), r["epoch"].as_u64()) {
+                p.best_so_far = (e as usize <= epoch).then_some((v, e as usize));
             }
         }
-        p
+        Ok(p)
     }
 
     pub fn best_path(&self) -> PathBuf {
@@ -150,7 +157,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let last = dir.join("last.safetensors");
-        let mut p = CheckpointPolicy::new(&dir, BestMetric::Loss, 2, None);
+        let mut p = CheckpointPolicy::new(&dir, BestMetric::Loss, 2, None).unwrap();
         for (epoch, loss) in [(1, 3.0), (2, 1.0), (3, 2.0), (4, f64::NAN)] {
             std::fs::write(&last, format!("weights of epoch {epoch}")).unwrap();
             let improved = p.after_epoch(&last, epoch, Some(loss)).unwrap();
@@ -160,12 +167,16 @@ mod tests {
         assert_eq!(std::fs::read_to_string(epoch_checkpoint(&dir, 4)).unwrap(), "weights of epoch 4");
         assert_eq!(std::fs::read_to_string(p.best_path()).unwrap(), "weights of epoch 2", "lowest loss");
         // A resumed run remembers the best value; another metric starts afresh.
-        let mut resumed = CheckpointPolicy::new(&dir, BestMetric::Loss, 0, Some(4));
+        let mut resumed = CheckpointPolicy::new(&dir, BestMetric::Loss, 0, Some(4)).unwrap();
         std::fs::write(&last, "weights of epoch 5").unwrap();
         assert!(!resumed.after_epoch(&last, 5, Some(1.5)).unwrap(), "1.5 does not beat epoch 2's 1.0");
-        let mut other = CheckpointPolicy::new(&dir, BestMetric::ValAccuracy, 0, Some(4));
+        let mut other = CheckpointPolicy::new(&dir, BestMetric::ValAccuracy, 0, Some(4)).unwrap();
         assert!(other.after_epoch(&last, 5, Some(0.2)).unwrap());
         assert!(!other.after_epoch(&last, 6, Some(0.1)).unwrap(), "accuracy: higher wins");
+        // A fresh run in the same folder (--overwrite) starts without the old run's best and per-epoch files.
+        CheckpointPolicy::new(&dir, BestMetric::Loss, 2, None).unwrap();
+        assert!(epoch_checkpoints(&dir).is_empty() && !dir.join("best.safetensors").exists() && !dir.join("best.json").exists());
+        assert!(last.exists(), "last is not the policy's to remove");
         assert_eq!("val_balanced_accuracy".parse::<BestMetric>(), Ok(BestMetric::ValBalancedAccuracy));
         assert!("f1".parse::<BestMetric>().unwrap_err().contains("'f1' is not a metric"));
         let _ = std::fs::remove_dir_all(&dir);

@@ -199,7 +199,7 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
         config: &config,
         metadata: metadata.clone(),
         saved: resumed.as_ref().map(|_| start),
-        checkpoints: CheckpointPolicy::new(&run.checkpoints(), best, args.run.keep_checkpoints, resumed.as_ref().map(|_| start.epoch)),
+        checkpoints: CheckpointPolicy::new(&run.checkpoints(), best, args.run.keep_checkpoints, resumed.as_ref().map(|_| start.epoch))?,
         progress: args.run.progress(per_epoch, cfg.epochs, start.iteration),
         validate,
     };

@@ -153,7 +153,7 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {
         config: &config,
         metadata: metadata.clone(),
         saved: resume_from.as_ref().map(|_| start),
-        checkpoints: CheckpointPolicy::new(&run.checkpoints(), best, args.run.keep_checkpoints, resume_from.as_ref().map(|_| start.epoch)),
+        checkpoints: CheckpointPolicy::new(&run.checkpoints(), best, args.run.keep_checkpoints, resume_from.as_ref().map(|_| start.epoch))?,
         progress: args.run.progress(per_epoch, cfg.epochs, start.iteration),
         validate: None,
     };

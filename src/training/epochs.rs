@@ -8,12 +8,12 @@
 //! statistics); fine-tuning keeps it when it holds at least two images.
 //!
 //! Because of that keying, a loop can start at any epoch boundary ([`LoopConfig::start`]) and compute exactly what
-//! an uninterrupted run computes from there on: resuming needs the weights, the optimizer state and the two
-//! counters of [`Progress`], nothing else. The same holds mid-epoch: the epoch's order is a function of the seed, so
-//! a loop started with `start.batch = k` skips the epoch's first k batches. Before every iteration the loop asks
-//! its observer whether to stop ([`Observer::stop_requested`], Ctrl-C); if so it hands the observer the progress
-//! to save ([`Observer::stopped`]) and returns [`LoopEnd::Stopped`]. A step whose loss is not finite stops the loop with an error naming the
-//! epoch, the iteration, the step and the loss.
+//! an uninterrupted run computes from there on: resuming needs the weights, the optimizer state and the counters
+//! of [`Progress`], nothing else. The same holds mid-epoch: the epoch's order is a function of the seed, so a loop
+//! started with `start.batch = k` skips the epoch's first k batches. Before every iteration the loop asks its
+//! observer whether to stop ([`Observer::stop_requested`], Ctrl-C); if so it hands the observer the progress to
+//! save ([`Observer::stopped`]) and returns [`LoopEnd::Stopped`]. A step whose loss is not finite stops the loop
+//! with an error naming the epoch, the iteration, the step and the loss.
 
 use std::time::Instant;
 
