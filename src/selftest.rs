@@ -15,6 +15,8 @@
 //! losses step by step: `|loss_dev - loss_ref| <= TOL_LOSS * max(1, |loss_ref|)`, and, on a backend that counts its
 //! device allocations (CUDA), fails if any step after the first allocates device memory.
 
+pub mod conv_bf16;
+
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

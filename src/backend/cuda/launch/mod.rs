@@ -16,6 +16,7 @@ pub mod barlow_twins;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
+pub mod conv2d_bf16;
 pub mod cross_entropy;
 pub mod elu;
 pub mod fill;
