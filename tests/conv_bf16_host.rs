@@ -39,6 +39,7 @@ fn ldmatrix_x4(smem: &[f32], addr: &[usize; 32], trans: bool) -> [[(f32, f32); 4
 /// `mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32`, fragments per the PTX ISA: g = lane/4, t = lane%4;
 /// A: a0 (g, 2t..), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..); B: b0 (k 2t.., n g), b1 (k 2t+8.., n g);
 /// C/D: c0,c1 (g, 2t..), c2,c3 (g+8, 2t..).
+#[allow(clippy::needless_range_loop)] // lane/element indices as the PTX ISA tables give them
 fn mma(d: &mut [[f32; 4]; 32], a: &[[(f32, f32); 4]; 32], b: &[[(f32, f32); 2]; 32]) {
     let (mut am, mut bm) = ([[0f32; 16]; 16], [[0f32; 8]; 16]);
     for l in 0..32 {
@@ -119,7 +120,7 @@ fn copy16(smem: &mut [f32], dst: usize, src: Option<usize>, data: &[f32]) {
 }
 
 /// Runs block (bx, by, bz) of `pass` and writes its outputs into `out` (`[M, N]`, or `[splits, M, N]` for wgrad).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 fn run_block(pass: Pass, tile: Tile, g: &ConvBf16Geom, a_src: &[f32], b_src: &[f32], out: &mut [f32], bx: usize, by: usize, bz: usize) {
     let lay = layout(tile, pass);
     let (m_dim, n_dim, k_dim) = g.gemm_dims(pass);
@@ -368,6 +369,7 @@ fn bf16_nhwc(rng: &mut Rng, pixels: usize, c_real: usize, c: usize) -> Vec<f32> 
     v
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_shape(n: usize, c_in: usize, hw: usize, c_out: usize, k: usize, s: usize, p: usize, sms: usize) {
     let cg = Conv2dGeom::new(n, c_in, hw, hw + 1, c_out, k, s, p);
     let g = ConvBf16Geom::new(&cg).unwrap();

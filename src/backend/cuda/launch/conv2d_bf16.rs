@@ -13,7 +13,7 @@
 //! bf16 data travels as `u16` bit patterns (cudarc's `half` feature is off).
 
 use cudarc::driver::sys::CUfunction_attribute_enum;
-use cudarc::driver::{CudaView, CudaViewMut, DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaView, CudaViewMut, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::{cfg_1d, grid_dim, launched, need, precondition, FG_BLOCK, NULL_PTR};
 use crate::backend::cuda::backend::Cuda;
@@ -224,6 +224,17 @@ impl Plan {
     }
 }
 
+/// The kernels read and write 16-byte chunks (and 4/8-byte pairs): every tensor must start 16-byte aligned (a whole
+/// allocation always does; a view at an odd offset may not).
+fn aligned<T, V: DevicePtr<T>>(cx: &Cuda, op: &str, name: &str, v: &V) -> Result<()> {
+    let (ptr, _sync) = v.device_ptr(cx.stream());
+    if ptr % 16 == 0 {
+        Ok(())
+    } else {
+        Err(precondition(op, format!("{name} starts at device address {ptr:#x}, not 16-byte aligned")))
+    }
+}
+
 fn launch_gemm(
     cx: &Cuda,
     pass: Pass,
@@ -280,6 +291,14 @@ pub fn fwd(
     if bg.y_len() == 0 {
         return Ok(());
     }
+    aligned(cx, OP, "x", x)?;
+    aligned(cx, OP, "w", w)?;
+    if let Some(y) = &y {
+        aligned(cx, OP, "y", &**y)?;
+    }
+    if let Some(y) = &y_f32 {
+        aligned(cx, OP, "y_f32", &**y)?;
+    }
     let plan = Plan::new(Pass::Fwd, &bg, cx.sm_count() as usize)?;
     launch_gemm(cx, Pass::Fwd, &plan, x, w, y, y_f32)
 }
@@ -310,6 +329,14 @@ pub fn dgrad(
     if bg.x_len() == 0 {
         return Ok(());
     }
+    aligned(cx, OP, "dy", dy)?;
+    aligned(cx, OP, "w", w)?;
+    if let Some(dx) = &dx {
+        aligned(cx, OP, "dx", &**dx)?;
+    }
+    if let Some(dx) = &dx_f32 {
+        aligned(cx, OP, "dx_f32", &**dx)?;
+    }
     // wt (bf16) lives in a pooled f32 buffer of half the length.
     let mut ws = cx.alloc(bg.w_len().div_ceil(2), DType::F32)?;
     let mut ws_view = ws.slice_mut(..);
@@ -336,6 +363,9 @@ pub fn wgrad(cx: &Cuda, g: &Conv2dGeom, x: &CudaView<'_, u16>, dy: &CudaView<'_,
     if bg.w_len() == 0 {
         return Ok(());
     }
+    aligned(cx, OP, "x", x)?;
+    aligned(cx, OP, "dy", dy)?;
+    aligned(cx, OP, "dw", dw)?;
     let plan = Plan::new(Pass::Wgrad, &bg, cx.sm_count() as usize)?;
     let mut ws = cx.alloc(plan.workspace_len(Pass::Wgrad), DType::F32)?;
     let mut ws_view = ws.slice_mut(..);

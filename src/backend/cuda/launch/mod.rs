@@ -27,6 +27,7 @@ pub mod l2_normalized_std;
 pub mod lars;
 pub mod linear;
 pub mod max_pool2d;
+pub mod mma_peak;
 pub mod relu;
 pub mod scale;
 pub mod segments;
