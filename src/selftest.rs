@@ -18,6 +18,8 @@
 //! device allocations (CUDA), fails if any step (ResNet) or iteration (FG-SSL) after the first allocates device
 //! memory: steady-state training must reuse its memory, the per-batch image upload included.
 
+pub mod conv_bf16;
+
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

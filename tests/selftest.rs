@@ -344,3 +344,18 @@ fn cli_cpu64_runs_the_harness_and_cpu_is_a_usage_error() {
     let o = fgssl(&["selftest", "--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("3  no CUDA driver"));
 }
+
+#[test]
+fn cli_lab_conv_without_a_gpu_exits_with_the_selftest_code() {
+    let o = fgssl(&["lab", "conv", "--batch", "2", "--shapes", "conv1"]);
+    if !fgssl::backend::cuda::probe::driver_present() {
+        assert_clean_failure(&o, Some(3), "no CUDA driver on this machine");
+    } else {
+        let code = o.status.code();
+        assert!(matches!(code, Some(0 | 1 | 3)), "exit {code:?}:\n{}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+    assert_clean_failure(&fgssl(&["lab", "conv", "--arch", "vgg"]), Some(2), "--arch vgg");
+    let o = fgssl(&["lab", "conv", "--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("3  no CUDA driver"));
+}

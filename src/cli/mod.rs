@@ -11,6 +11,7 @@ mod eval;
 mod finetune;
 mod info;
 mod knn;
+mod lab;
 mod metrics_log;
 mod model_file;
 mod predict;
@@ -56,6 +57,7 @@ enum Command {
     Predict(predict::PredictArgs),
     Eval(eval::EvalArgs),
     Knn(knn::KnnArgs),
+    Lab(lab::LabArgs),
 }
 
 /// Where to compute.
@@ -178,6 +180,7 @@ where
         Command::Predict(a) => predict::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Knn(a) => knn::run(a),
+        Command::Lab(a) => lab::run(a),
     };
     match result {
         Ok(()) => 0,
