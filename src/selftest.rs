@@ -15,6 +15,8 @@
 //! losses step by step: `|loss_dev - loss_ref| <= TOL_LOSS * max(1, |loss_ref|)`, and, on a backend that counts its
 //! device allocations (CUDA), fails if any step after the first allocates device memory.
 
+mod augmix;
+
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -724,6 +726,7 @@ fn augment_cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
                 .output("y", &d, Act),
         );
     }
+    cs.extend(augmix::augmix_cases(rng, quick));
     cs.extend(training_cases(rng, quick));
     cs
 }

@@ -1,5 +1,5 @@
-//! `kernels/augment.cu`: `augment_resample` -> (AugMix, `launch::augmix`, when a sample has it) -> `augment_mean` -> `augment_recolour` -> `augment_blur_h` ->
-//! `augment_blur_v` (which also does solarize, normalise and the jigsaw scatter into every view); block 256,
+//! `kernels/augment.cu`: `augment_resample` -> (AugMix, `launch::augmix`, when a sample has it) -> `augment_mean` ->
+//! `augment_recolour` -> `augment_blur_h` -> `augment_blur_v` (which also does solarize, normalise and the jigsaw scatter into every view); block 256,
 //! grid-stride grids; `augment_mean` one block per sample.
 //!
 //! Host data per call: the per-sample parameters and the INVERSE of every jigsaw permutation (the kernel scatters
