@@ -311,3 +311,45 @@ fn augmix_cannot_be_combined_with_jitter_and_bad_parameters_are_errors() {
     let batch = ImageBatch::upload(&b, &images, 1, src).unwrap();
     assert!(matches!(ops::augment::forward(&b, &batch, out, &[0], &[p], &[]), Err(Error::Invalid(_))));
 }
+
+#[allow(dead_code)]
+mod common_data;
+#[allow(dead_code)]
+mod support;
+
+/// An ISIC 2018 Task 3 layout: `n` training JPEGs cycling through the 7 classes, one validation and one test image
+/// per class.
+fn isic2018(root: &std::path::Path, n: usize) {
+    use common_data::{write_jpeg, write_text};
+    let header = "image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\n";
+    for (split, count) in [("Training", n), ("Validation", 7), ("Test", 7)] {
+        let mut csv = header.to_string();
+        for i in 0..count {
+            let id = format!("ISIC_{split}{i:03}");
+            write_jpeg(&root.join(format!("ISIC2018_Task3_{split}_Input/{id}.jpg")), (i * 37 + split.len()) as u8);
+            let mut cols = ["0.0"; 7];
+            cols[i % 7] = "1.0";
+            csv += &format!("{id},{}\n", cols.join(","));
+        }
+        let name = format!("ISIC2018_Task3_{split}_GroundTruth");
+        write_text(&root.join(&name).join(format!("{name}.csv")), &csv);
+    }
+}
+
+#[test]
+fn finetune_on_isic_runs_with_augmix_and_records_it() {
+    let dir = common_data::TempDir::new("augmix-isic");
+    let (root, cache) = (dir.join("isic"), dir.join("cache"));
+    isic2018(&root, 14);
+    for (extra, augmix) in [(None, true), (Some("--no-augmix"), false)] {
+        let out = dir.join(format!("ft-{augmix}"));
+        let mut args = vec!["finetune", "--data", root.to_str().unwrap(), "--size", "32", "--resize", "36", "--epochs", "1", "--batch-size", "4"];
+        args.extend(["--arch", "resnet18", "--embed-dim", "16", "--pooled-dim", "24", "--device", "cpu", "--grids", "8,4,2"]);
+        args.extend(["--cache-dir", cache.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        args.extend(extra);
+        let o = support::fgssl(&args);
+        assert!(o.status.success(), "fgssl {args:?} failed:\n{}", support::stderr(&o));
+        let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["training"]["augmix"], serde_json::json!(augmix), "{config}");
+    }
+}

@@ -234,9 +234,9 @@ pub fn draw(cfg: &AugMix, side: usize, seed: u64, step: u32, sample: u32, view: 
     p.on = 1;
     p.orig_weight = m[0] as f32;
     let n_ops = if cfg.all_ops { OPS.len() as u32 } else { kind::BASIC_OPS };
-    for i in 0..cfg.width {
+    for (i, &wi) in w.iter().enumerate() {
         let mut s = stream(op::AUGMIX_CHAIN + i as u32);
-        p.chain_weights[i] = w[i] as f32 * m1;
+        p.chain_weights[i] = wi as f32 * m1;
         let depth = if cfg.depth > 0 { cfg.depth as u32 } else { 1 + s.below(3) };
         p.depth[i] = depth;
         for slot in &mut p.ops[i][..depth as usize] {
