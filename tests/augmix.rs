@@ -312,9 +312,7 @@ fn augmix_cannot_be_combined_with_jitter_and_bad_parameters_are_errors() {
     assert!(matches!(ops::augment::forward(&b, &batch, out, &[0], &[p], &[]), Err(Error::Invalid(_))));
 }
 
-#[allow(dead_code)]
 mod common_data;
-#[allow(dead_code)]
 mod support;
 
 /// An ISIC 2018 Task 3 layout: `n` training JPEGs cycling through the 7 classes, one validation and one test image
