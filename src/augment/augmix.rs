@@ -2,7 +2,7 @@
 //! the host-side draw of one sample's chains and mixing weights ([`draw`]) into [`AugmixParams`], which the
 //! backends apply (`backend::cpu::augmix`, `kernels/augmix.cu`).
 //!
-//! Semantics (torchvision 0.x `autoaugment.py`, class `AugMix`, and `_functional_tensor.py`):
+//! Semantics (torchvision 0.29 `transforms/autoaugment.py`, class `AugMix`, and `_functional_tensor.py`):
 //! - `m ~ Dirichlet(alpha, alpha)` (a Beta), chain weights `w ~ Dirichlet(alpha x width) * m[1]` (f32 product);
 //!   `mix = m[0] * x`, then `mix += w[i] * chain_i(x)` for i in order, all in f32; the result is cast to u8 by
 //!   truncation (`Tensor.to(uint8)`).
