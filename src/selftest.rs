@@ -20,6 +20,8 @@
 
 pub mod conv_bf16;
 
+mod augmix;
+
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -812,6 +814,7 @@ fn augment_cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
                 .output("y", &d, Act),
         );
     }
+    cs.extend(augmix::augmix_cases(rng, quick));
     cs.extend(training_cases(rng, quick));
     cs
 }

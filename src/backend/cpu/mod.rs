@@ -12,6 +12,7 @@
 pub mod adamw;
 pub mod add;
 pub mod augment;
+pub mod augmix;
 pub mod barlow_twins;
 pub mod batch_norm;
 pub mod concat;

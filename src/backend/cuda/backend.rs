@@ -56,6 +56,8 @@ pub(crate) struct Workspaces {
     pub train: launch::segments::TrainWorkspaces,
     /// Augmentation and jigsaw: parameters, permutations, grey means and the two stage buffers.
     pub augment: launch::augment::AugmentWorkspace,
+    /// AugMix (inside augmentation): the u8 view, the two chain buffers and the per-value tables.
+    pub augmix: launch::augmix::AugmixWorkspace,
 }
 
 /// `slot` holding at least `len` elements (at least 1), reallocating (contents unspecified) when it is smaller.
