@@ -16,6 +16,8 @@ pub mod barlow_twins;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
+pub mod conv2d_direct;
+pub mod conv2d_gemm;
 pub mod cross_entropy;
 pub mod elu;
 pub mod fill;
