@@ -63,6 +63,7 @@ fn resnet_shapes() -> Vec<(usize, usize, usize, usize, usize, usize)> {
 }
 
 fn check_plan(p: &Plan, g: &Conv2dGeom) {
+    p.validate(g).unwrap();
     let (m, n, k) = gemm_mnk(p.pass, g);
     assert_eq!((p.m, p.n, p.k), (m, n, k));
     let t = p.tile;
@@ -114,6 +115,20 @@ fn bad_geometries_are_errors_not_panics() {
     assert!(plan(Pass::Wgrad, &g, 132).unwrap_err().to_string().contains("degenerate"));
     let huge = Conv2dGeom::new(4096, 512, 512, 512, 8, 1, 1, 0);
     assert!(plan(Pass::Fwd, &huge, 132).unwrap_err().to_string().contains("2^30"));
+    // A forged plan (more z blocks than splits would write past the workspace) is refused.
+    let g = Conv2dGeom::new(2, 4, 13, 11, 6, 3, 1, 1);
+    let good = plan_with(Pass::Wgrad, &g, 3, 3).unwrap();
+    good.validate(&g).unwrap();
+    let mut bad = good;
+    bad.grid.2 += 1;
+    assert!(bad.validate(&g).is_err());
+    let mut bad = good;
+    bad.workspace_len -= 1;
+    assert!(bad.validate(&g).is_err());
+    let mut bad = good;
+    bad.k_chunk += 1;
+    assert!(bad.validate(&g).is_err());
+    assert!(good.validate(&Conv2dGeom::new(2, 4, 13, 11, 7, 3, 1, 1)).is_err());
 }
 
 // ---- emulation of the kernel ---------------------------------------------------------------------------------------

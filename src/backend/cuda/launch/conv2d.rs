@@ -13,7 +13,7 @@
 use cudarc::driver::{CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 
 use super::conv2d_gemm::{self, ConvGemm, Pass, Plan};
-use super::{cfg_1d, launched, need, FG_BLOCK, NULL_PTR};
+use super::{cfg_1d, launched, need, precondition, FG_BLOCK, NULL_PTR};
 use crate::backend::cuda::backend::Cuda;
 use crate::backend::geom::Conv2dGeom;
 use crate::error::Result;
@@ -45,7 +45,37 @@ pub fn fwd(
         return Ok(());
     }
     let plan = conv2d_gemm::plan(Pass::Fwd, g, cx.sm_count() as usize)?;
-    let p = ConvGemm::new(g, &plan);
+    fwd_planned(cx, g, &plan, x, w, bias, y)
+}
+
+/// `plan` must be a valid plan of `pass` for `g` (from [`conv2d_gemm::plan`] or [`conv2d_gemm::plan_with`]).
+fn check_plan(op: &str, plan: &Plan, pass: Pass, g: &Conv2dGeom) -> Result<()> {
+    conv2d_gemm::check_geometry(op, g)?;
+    if plan.pass != pass {
+        return Err(precondition(op, format!("given a {:?} plan", plan.pass)));
+    }
+    plan.validate(g)
+}
+
+/// [`fwd`] with a given plan (the kernel lab and the selftest force every tile through this).
+pub fn fwd_planned(
+    cx: &Cuda,
+    g: &Conv2dGeom,
+    plan: &Plan,
+    x: &CudaView<'_, f32>,
+    w: &CudaView<'_, f32>,
+    bias: Option<&CudaView<'_, f32>>,
+    y: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
+    const OP: &str = "conv2d_fwd";
+    need(OP, "x", x.len(), g.x_len())?;
+    need(OP, "w", w.len(), g.w_len())?;
+    need(OP, "y", y.len(), g.y_len())?;
+    if let Some(bias) = bias {
+        need(OP, "bias", bias.len(), g.c_out)?;
+    }
+    check_plan(OP, plan, Pass::Fwd, g)?;
+    let p = ConvGemm::new(g, plan);
     let f = cx.function(FILE, plan.kernel())?;
     let mut b = cx.stream().launch_builder(&f);
     b.arg(&p).arg(x).arg(w);
@@ -56,7 +86,7 @@ pub fn fwd(
     b.arg(y);
     // SAFETY: `conv2d_fwd_<tile>(ConvGemm, const float* x, const float* w, const float* bias /*nullable*/, float* y)`;
     // lengths checked, `p` built from the checked geometry and this plan, launched with the plan's grid and block.
-    launched(plan.kernel(), unsafe { b.launch(gemm_cfg(&plan)) })
+    launched(plan.kernel(), unsafe { b.launch(gemm_cfg(plan)) })
 }
 
 /// `dx = conv_transpose(dy, w)` when requested, `dw += dy ⋆ x`, `dbias += Σ dy` when requested.
@@ -84,12 +114,14 @@ pub fn bwd(
     }
     if let Some(dx) = dx {
         if g.x_len() > 0 {
-            dgrad(cx, g, dy, w, dx)?;
+            let plan = conv2d_gemm::plan(Pass::Dgrad, g, cx.sm_count() as usize)?;
+            dgrad_planned(cx, g, &plan, dy, w, dx)?;
         }
     }
     // An empty batch adds nothing to dw (K = 0).
     if g.w_len() > 0 && g.y_len() > 0 {
-        wgrad(cx, g, x, dy, dw)?;
+        let plan = conv2d_gemm::plan(Pass::Wgrad, g, cx.sm_count() as usize)?;
+        wgrad_planned(cx, g, &plan, x, dy, dw)?;
     }
     if let Some(db) = dbias {
         if g.c_out > 0 {
@@ -105,29 +137,52 @@ pub fn bwd(
     Ok(())
 }
 
-/// `dx = conv_transpose(dy, w)` (written).
-fn dgrad(cx: &Cuda, g: &Conv2dGeom, dy: &CudaView<'_, f32>, w: &CudaView<'_, f32>, dx: &mut CudaViewMut<'_, f32>) -> Result<()> {
-    let plan = conv2d_gemm::plan(Pass::Dgrad, g, cx.sm_count() as usize)?;
-    let p = ConvGemm::new(g, &plan);
+/// `dx = conv_transpose(dy, w)` (written) with a given Dgrad plan.
+pub fn dgrad_planned(
+    cx: &Cuda,
+    g: &Conv2dGeom,
+    plan: &Plan,
+    dy: &CudaView<'_, f32>,
+    w: &CudaView<'_, f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
+    const OP: &str = "conv2d_bwd_dx";
+    need(OP, "dy", dy.len(), g.y_len())?;
+    need(OP, "w", w.len(), g.w_len())?;
+    need(OP, "dx", dx.len(), g.x_len())?;
+    check_plan(OP, plan, Pass::Dgrad, g)?;
+    let p = ConvGemm::new(g, plan);
     let f = cx.function(FILE, plan.kernel())?;
     let mut b = cx.stream().launch_builder(&f);
     b.arg(&p).arg(dy).arg(w).arg(dx);
     // SAFETY: `conv2d_bwd_dx_<tile>(ConvGemm, const float* dy, const float* w, float* dx)`; lengths checked by
     // `bwd`, `p` built from the checked geometry and this plan, launched with the plan's grid and block.
-    launched(plan.kernel(), unsafe { b.launch(gemm_cfg(&plan)) })
+    launched(plan.kernel(), unsafe { b.launch(gemm_cfg(plan)) })
 }
 
-/// `dw += dy ⋆ x`: one launch adding into dw, or split-K partials in a pooled workspace plus the ordered reduce.
-fn wgrad(cx: &Cuda, g: &Conv2dGeom, x: &CudaView<'_, f32>, dy: &CudaView<'_, f32>, dw: &mut CudaViewMut<'_, f32>) -> Result<()> {
-    let plan = conv2d_gemm::plan(Pass::Wgrad, g, cx.sm_count() as usize)?;
-    let p = ConvGemm::new(g, &plan);
+/// `dw += dy ⋆ x` with a given Wgrad plan: one launch adding into dw, or split-K partials in a pooled workspace
+/// plus the ordered reduce.
+pub fn wgrad_planned(
+    cx: &Cuda,
+    g: &Conv2dGeom,
+    plan: &Plan,
+    x: &CudaView<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    dw: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
+    const OP: &str = "conv2d_bwd_dw";
+    need(OP, "x", x.len(), g.x_len())?;
+    need(OP, "dy", dy.len(), g.y_len())?;
+    need(OP, "dw", dw.len(), g.w_len())?;
+    check_plan(OP, plan, Pass::Wgrad, g)?;
+    let p = ConvGemm::new(g, plan);
     let f = cx.function(FILE, plan.kernel())?;
     if plan.splits == 1 {
         let mut b = cx.stream().launch_builder(&f);
         b.arg(&p).arg(x).arg(dy).arg(dw);
         // SAFETY: `conv2d_bwd_dw_<tile>(ConvGemm, const float* x, const float* dy, float* out)` with
         // `p.accumulate == 1` (one split): out = dw, w_len = M * N elements, checked by `bwd`.
-        return launched(plan.kernel(), unsafe { b.launch(gemm_cfg(&plan)) });
+        return launched(plan.kernel(), unsafe { b.launch(gemm_cfg(plan)) });
     }
     let mut ws = cx.scratch(plan.workspace_len)?;
     {
@@ -137,7 +192,7 @@ fn wgrad(cx: &Cuda, g: &Conv2dGeom, x: &CudaView<'_, f32>, dy: &CudaView<'_, f32
         b.arg(&p).arg(x).arg(dy).arg(&mut partials);
         // SAFETY: as above with `p.accumulate == 0`: split z writes its M x N partial at out + z*M*N, and the
         // workspace holds splits * M * N floats (checked).
-        launched(plan.kernel(), unsafe { b.launch(gemm_cfg(&plan)) })?;
+        launched(plan.kernel(), unsafe { b.launch(gemm_cfg(plan)) })?;
     }
     let f = cx.function(FILE, "conv2d_bwd_dw_reduce")?;
     let len = plan.m * plan.n; // == w_len, below 2^30 (checked by the plan)

@@ -100,6 +100,32 @@ impl Plan {
     pub fn kernel(&self) -> &'static str {
         KERNELS[self.pass as usize][self.tile_index]
     }
+
+    /// Whether this is a launchable plan of its pass for `g`: the GEMM sizes are `g`'s and non-zero, the tile is a
+    /// row of [`TILES`], the grid covers M and N exactly, the splits cover K with none empty, the workspace size
+    /// matches, only wgrad splits. The launchers check it, since a plan with more blocks in z than splits would
+    /// write past the workspace (or race on dw).
+    pub fn validate(&self, g: &Conv2dGeom) -> Result<()> {
+        let (m, n, k) = gemm_mnk(self.pass, g);
+        let t = self.tile;
+        let ok = (self.m, self.n, self.k) == (m, n, k)
+            && m > 0
+            && n > 0
+            && k > 0
+            && TILES.get(self.tile_index) == Some(&t)
+            && self.grid == (n.div_ceil(t.bn) as u32, m.div_ceil(t.bm) as u32, self.splits as u32)
+            && self.k_chunk > 0
+            && self.k_chunk % t.bk == 0
+            && self.splits == k.div_ceil(self.k_chunk)
+            && (1..=MAX_SPLITS).contains(&self.splits)
+            && (self.pass == Pass::Wgrad || self.splits == 1)
+            && self.workspace_len == if self.splits > 1 { self.splits * m * n } else { 0 };
+        if ok {
+            Ok(())
+        } else {
+            Err(conv_err(format!("conv2d: {self:?} is not a valid {:?} plan of {g:?}", self.pass)))
+        }
+    }
 }
 
 fn conv_err(reason: String) -> Error {
