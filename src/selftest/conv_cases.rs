@@ -20,8 +20,11 @@ use crate::rng::Rng;
 use crate::tensor::Shape;
 use Role::{Act, Param};
 
+/// A convolution shape: (n, c_in, h, w, c_out, k, stride, pad).
+type ConvShape = (usize, usize, usize, usize, usize, usize, usize, usize);
+
 /// (n, c_in, h, w, c_out, k, stride, pad) of the ResNet-18/50 and hierarchical-block layer types, shrunk.
-const RESNET_SHAPES: &[(usize, usize, usize, usize, usize, usize, usize, usize)] = &[
+const RESNET_SHAPES: &[ConvShape] = &[
     (1, 3, 32, 32, 64, 7, 2, 3),    // stem: 7x7 s2 p3, c_in 3
     (2, 64, 14, 14, 64, 3, 1, 1),   // 3x3 s1
     (2, 128, 14, 14, 256, 3, 2, 1), // 3x3 s2
@@ -36,7 +39,7 @@ const RESNET_SHAPES: &[(usize, usize, usize, usize, usize, usize, usize, usize)]
 ];
 
 /// Odd shapes every tile is forced on (M, N and K not multiples of any tile; stride 2 and the 7x7 stem).
-const TILE_SHAPES: &[(usize, usize, usize, usize, usize, usize, usize, usize)] =
+const TILE_SHAPES: &[ConvShape] =
     &[(2, 3, 15, 13, 70, 7, 2, 3), (2, 33, 9, 11, 130, 3, 2, 1), (1, 67, 12, 12, 129, 1, 1, 0), (2, 20, 10, 10, 20, 1, 2, 0)];
 
 /// Split requests forced on the weight gradient (1 = straight into dw; 1000 = as many as K allows).
@@ -84,8 +87,8 @@ fn flags(with_dx: bool, with_db: bool) -> String {
 /// The cases of this module (quick: one ResNet shape, one forced-tile shape, one direct shape).
 pub(super) fn conv_cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
     let mut cs = Vec::new();
-    let pick = |v: &[(usize, usize, usize, usize, usize, usize, usize, usize)]| if quick { v[..1].to_vec() } else { v.to_vec() };
-    let geom = |&(n, ci, h, w, co, k, s, p): &(usize, usize, usize, usize, usize, usize, usize, usize)| Conv2dGeom::new(n, ci, h, w, co, k, s, p);
+    let pick = |v: &[ConvShape]| if quick { v[..1].to_vec() } else { v.to_vec() };
+    let geom = |&(n, ci, h, w, co, k, s, p): &ConvShape| Conv2dGeom::new(n, ci, h, w, co, k, s, p);
 
     // ResNet layer shapes through the Backend trait (the launcher's own tile / split choice).
     for (i, g) in pick(RESNET_SHAPES).iter().map(geom).enumerate() {
@@ -114,7 +117,7 @@ pub(super) fn conv_cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
     }
 
     // The direct baseline kernels (kernel lab), a pair of shapes.
-    let direct: &[(usize, usize, usize, usize, usize, usize, usize, usize)] = &[(2, 3, 15, 13, 8, 7, 2, 3), (2, 16, 9, 9, 33, 3, 2, 1)];
+    let direct: &[ConvShape] = &[(2, 3, 15, 13, 8, 7, 2, 3), (2, 16, 9, 9, 33, 3, 2, 1)];
     for (i, g) in pick(direct).iter().map(geom).enumerate() {
         let with_bias = i % 2 == 0;
         let shape = format!("{}{}", desc(&g), if with_bias { " +bias" } else { "" });

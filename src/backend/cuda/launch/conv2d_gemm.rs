@@ -230,7 +230,7 @@ impl FastDiv {
             return FastDiv { d, mul: 0, shr: 0 };
         }
         let l = 32 - (d - 1).leading_zeros(); // ceil(log2 d) for d >= 2
-        let mul = ((1u64 << (31 + l)) + d as u64 - 1) / d as u64;
+        let mul = (1u64 << (31 + l)).div_ceil(d as u64);
         FastDiv { d, mul: mul as u32, shr: l - 1 }
     }
 
