@@ -311,28 +311,31 @@ __device__ __forceinline__ void conv_gemm(const ConvGemm& p, const float* __rest
     }
 }
 
-// One extern "C" kernel per pass and tile: conv2d_fwd_<tile>, conv2d_bwd_dx_<tile>, conv2d_bwd_dw_<tile>.
-#define CONV_TILE_KERNELS(NAME, BM, BN, BK, TM, TN)                                                                  \
-    extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN))                                              \
-        conv2d_fwd_##NAME(ConvGemm p, const float* __restrict__ x, const float* __restrict__ w,                      \
-                          const float* __restrict__ bias, float* __restrict__ y) {                                   \
-        conv_gemm<BM, BN, BK, TM, TN, CONV_FWD>(p, w, x, bias, y);                                                   \
-    }                                                                                                                \
-    extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN))                                              \
-        conv2d_bwd_dx_##NAME(ConvGemm p, const float* __restrict__ dy, const float* __restrict__ w,                  \
-                             float* __restrict__ dx) {                                                               \
-        conv_gemm<BM, BN, BK, TM, TN, CONV_DGRAD>(p, w, dy, nullptr, dx);                                            \
-    }                                                                                                                \
-    extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN))                                              \
-        conv2d_bwd_dw_##NAME(ConvGemm p, const float* __restrict__ x, const float* __restrict__ dy,                  \
-                             float* __restrict__ out) {                                                              \
-        conv_gemm<BM, BN, BK, TM, TN, CONV_WGRAD>(p, dy, x, nullptr, out);                                           \
+// One extern "C" kernel per pass and tile: conv2d_fwd_<tile>, conv2d_bwd_dx_<tile>, conv2d_bwd_dw_<tile>. MINB, the
+// blocks per SM asked of the register allocator: 2 for the 256-thread tiles (<= 128 registers, so a second block hides
+// the first one's barrier and load stalls), 4 for the 128-thread tile; MINB_DW the same for wgrad, except 1 for
+// 128x128, whose extra per-thread gather state spills at 128 registers.
+#define CONV_TILE_KERNELS(NAME, BM, BN, BK, TM, TN, MINB, MINB_DW)                                                      \
+    extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN), MINB)                                           \
+        conv2d_fwd_##NAME(ConvGemm p, const float* __restrict__ x, const float* __restrict__ w,                         \
+                          const float* __restrict__ bias, float* __restrict__ y) {                                      \
+        conv_gemm<BM, BN, BK, TM, TN, CONV_FWD>(p, w, x, bias, y);                                                      \
+    }                                                                                                                   \
+    extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN), MINB)                                           \
+        conv2d_bwd_dx_##NAME(ConvGemm p, const float* __restrict__ dy, const float* __restrict__ w,                     \
+                             float* __restrict__ dx) {                                                                  \
+        conv_gemm<BM, BN, BK, TM, TN, CONV_DGRAD>(p, w, dy, nullptr, dx);                                               \
+    }                                                                                                                   \
+    extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN), MINB_DW)                                        \
+        conv2d_bwd_dw_##NAME(ConvGemm p, const float* __restrict__ x, const float* __restrict__ dy,                     \
+                             float* __restrict__ out) {                                                                 \
+        conv_gemm<BM, BN, BK, TM, TN, CONV_WGRAD>(p, dy, x, nullptr, out);                                              \
     }
 
-CONV_TILE_KERNELS(128x128, 128, 128, 8, 8, 8)
-CONV_TILE_KERNELS(64x128, 64, 128, 8, 4, 8)
-CONV_TILE_KERNELS(64x64, 64, 64, 16, 4, 4)
-CONV_TILE_KERNELS(32x64, 32, 64, 16, 4, 4)
+CONV_TILE_KERNELS(128x128, 128, 128, 8, 8, 8, 2, 1)
+CONV_TILE_KERNELS(64x128, 64, 128, 8, 4, 8, 2, 2)
+CONV_TILE_KERNELS(64x64, 64, 64, 16, 4, 4, 2, 2)
+CONV_TILE_KERNELS(32x64, 32, 64, 16, 4, 4, 4, 4)
 
 // dw[i] += ws[0][i] + ws[1][i] + ... + ws[splits-1][i], summed in that order (ws[z] = ws + z*len).
 extern "C" __global__ void conv2d_bwd_dw_reduce(u32 len, u32 splits, const float* __restrict__ ws,
