@@ -70,6 +70,9 @@ pub struct ConvLabArgs {
     /// Only shapes whose name contains one of these comma-separated substrings (e.g. `layer3,conv1`).
     #[arg(long)]
     pub shapes: Option<String>,
+    /// Only these kernel versions, comma-separated (default: every version but the slow `fp32-direct` baseline).
+    #[arg(long)]
+    pub versions: Option<String>,
     /// Leave out the FG-SSL head convs.
     #[arg(long)]
     pub no_heads: bool,
@@ -204,6 +207,17 @@ fn run_conv(a: ConvLabArgs) -> CliResult {
             return Err(CliError { code: 2, message: format!("--shapes {filter}: no shape matches") });
         }
     }
+    let versions: Vec<&Version> = match &a.versions {
+        None => VERSIONS.iter().filter(|v| v.name != "fp32-direct").collect(),
+        Some(list) => {
+            let names: Vec<&str> = list.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
+            if let Some(bad) = names.iter().find(|n| !VERSIONS.iter().any(|v| v.name == **n)) {
+                let known = VERSIONS.iter().map(|v| v.name).collect::<Vec<_>>().join(", ");
+                return Err(CliError { code: 2, message: format!("--versions: no version {bad} (known: {known})") });
+            }
+            VERSIONS.iter().filter(|v| names.contains(&v.name)).collect()
+        }
+    };
     let peak = measure_peak(&cx)?;
     println!("measured bf16 dense mma.sync peak: {peak:.1} TFLOP/s (kernels/mma_peak.cu)");
     println!(
@@ -213,7 +227,7 @@ fn run_conv(a: ConvLabArgs) -> CliResult {
         a.batch,
         a.check_batch,
         shapes.len(),
-        VERSIONS.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
+        versions.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
     );
     println!(
         "{:<44} {:<8} {:<12} {:>8} {:>9} {:>19} {:>8} {:>7}  check",
@@ -230,7 +244,7 @@ fn run_conv(a: ConvLabArgs) -> CliResult {
         let host_small = HostInputs::random(&small, &mut rng);
         let g = shape.geom(a.batch);
         let host = HostInputs::random(&g, &mut rng);
-        for version in VERSIONS {
+        for &version in &versions {
             for &step in version.steps() {
                 let check = match conv::reference(step, &small, &host_small) {
                     Ok(r) => conv::validate(&cx, version, step, &small, &host_small, &r, &shape.name),

@@ -185,8 +185,13 @@ impl Version {
 }
 
 /// Every version, in the lab's column order. Adding one is one line.
-pub const VERSIONS: &[Version] =
-    &[Version { name: "fp32", imp: Impl::Fp32 { fwd: launch::conv2d::fwd, bwd: launch::conv2d::bwd } }, Version { name: "bf16-tc", imp: Impl::Bf16 }];
+pub const VERSIONS: &[Version] = &[
+    Version { name: "fp32", imp: Impl::Fp32 { fwd: launch::conv2d::fwd, bwd: launch::conv2d::bwd } },
+    Version { name: "bf16-tc", imp: Impl::Bf16 },
+    // The direct baseline the implicit GEMM replaced (one thread per output; its weight gradient runs one thread per
+    // weight over n*ho*wo terms, seconds per launch at batch 128): kept to show what the GEMM bought.
+    Version { name: "fp32-direct", imp: Impl::Fp32 { fwd: launch::conv2d_direct::fwd, bwd: launch::conv2d_direct::bwd } },
+];
 
 // ---- operands on the device ------------------------------------------------------------------------------------------
 

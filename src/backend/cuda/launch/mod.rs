@@ -18,6 +18,8 @@ pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
 pub mod conv2d_bf16;
+pub mod conv2d_direct;
+pub mod conv2d_gemm;
 pub mod cross_entropy;
 pub mod elu;
 pub mod fill;
