@@ -3,6 +3,7 @@
 //! Every failure prints `error: <message>` to stderr and exits non-zero (1 for bad input, 2 for usage errors and
 //! for a device that is not available in this build); nothing panics on bad input.
 
+mod bench;
 mod dataset;
 mod embed;
 mod eval;
@@ -53,6 +54,7 @@ enum Command {
     Predict(predict::PredictArgs),
     Eval(eval::EvalArgs),
     Knn(knn::KnnArgs),
+    Bench(bench::BenchArgs),
 }
 
 /// Where to compute.
@@ -167,6 +169,7 @@ where
         Command::Predict(a) => predict::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Knn(a) => knn::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => 0,
