@@ -150,17 +150,30 @@ impl<B: Backend> PhaseObserver<B> for Marks<B> {
     }
 }
 
-/// The times of one iteration: the whole, per phase, and on the host clock.
+/// The times of one iteration: the whole, per phase, on the host clock, and the CPU time of the process.
 struct IterationTimes {
     total_ms: f64,
     phase_ms: [f64; Phase::ALL.len()],
     wall_ms: f64,
+    cpu_ms: Option<f64>,
+}
+
+/// CPU time (user + system, all threads) this process has used, from `/proc/self/stat` (Linux; in clock ticks of
+/// 10 ms, the kernel's USER_HZ everywhere in practice). On a shared machine it measures the work without the time
+/// spent waiting for a core, which the clocks include.
+fn process_cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0)
 }
 
 impl<B: Backend> Marks<B> {
     /// Reads the marks back after `end` (waits for the iteration to finish on a device); `wall` started before the
     /// first mark.
-    fn times(&self, b: &B, end: &B::Mark, wall: Instant) -> Result<IterationTimes> {
+    fn times(&self, b: &B, end: &B::Mark, wall: Instant, cpu_start: Option<f64>) -> Result<IterationTimes> {
         let mut phase_ms = [0.0; Phase::ALL.len()];
         for (i, (phase, from)) in self.marks.iter().enumerate() {
             let to = self.marks.get(i + 1).map_or(end, |(_, m)| m);
@@ -168,7 +181,8 @@ impl<B: Backend> Marks<B> {
         }
         let first = &self.marks.first().expect("an iteration marks its upload").1;
         let total_ms = b.elapsed_ms(first, end)?;
-        Ok(IterationTimes { total_ms, phase_ms, wall_ms: wall.elapsed().as_secs_f64() * 1e3 })
+        let cpu_ms = cpu_start.zip(process_cpu_ms()).map(|(a, b)| b - a);
+        Ok(IterationTimes { total_ms, phase_ms, wall_ms: wall.elapsed().as_secs_f64() * 1e3, cpu_ms })
     }
 }
 
@@ -251,13 +265,13 @@ fn time_iterations<B: Backend>(
     let mut losses = Vec::new();
     for i in 0..args.warmup + args.iters {
         let mut marks = Marks { marks: Vec::with_capacity(64) };
-        let wall = Instant::now();
+        let (wall, cpu_start) = (Instant::now(), process_cpu_ms());
         marks.enter(b, Phase::Upload)?;
         let images = ImageBatch::upload(b, host, n, side)?;
         marks.enter(b, Phase::Augment)?;
         losses = it.run(b, &images, i as u32, &mut marks)?;
         let end = b.mark()?;
-        let t = marks.times(b, &end, wall)?;
+        let t = marks.times(b, &end, wall, cpu_start)?;
         if losses.iter().any(|l| !l.is_finite()) {
             return Err(Error::Invalid(format!("{name}: a step loss is not finite ({losses:?}) in iteration {i}")).into());
         }
@@ -277,6 +291,7 @@ fn time_iterations<B: Backend>(
         .map(|(k, p)| (p.name().to_string(), json!(times.iter().map(|t| t.phase_ms[k]).sum::<f64>() / times.len() as f64)))
         .collect();
     let wall: Vec<f64> = times.iter().map(|t| t.wall_ms).collect();
+    let cpu: Option<Vec<f64>> = times.iter().map(|t| t.cpu_ms).collect();
     println!(
         "{name} ({what}): median {median_ms:.2} ms/iteration (min {:.2}, p10 {:.2}, p90 {:.2}, max {:.2}), {:.1} images/s",
         ms["min"].as_f64().unwrap_or(0.0),
@@ -306,7 +321,7 @@ fn time_iterations<B: Backend>(
         achieved_tflops
     );
     Ok(json!({
-        "what": what, "ms": ms, "wall_ms": summary(&wall), "images_per_s": n as f64 / (median_ms * 1e-3),
+        "what": what, "ms": ms, "wall_ms": summary(&wall), "cpu_ms": cpu.as_deref().map(summary), "images_per_s": n as f64 / (median_ms * 1e-3),
         "phases_ms_mean": phases,
         "model_gflop_per_iteration": flop / 1e9, "model_gflop_per_image": flop / 1e9 / n as f64,
         "model_gmac_per_image": {"forward": macs.forward as f64 / 1e9, "backward": macs.backward as f64 / 1e9},
