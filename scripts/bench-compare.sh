@@ -17,7 +17,7 @@
 #
 # Environment: FGSSL_BIN (default target/release/fgssl), PYTHON (default python3, with torch + torchvision),
 # FGSSL_NVRTC_DIR / CUDA_INCLUDE_DIRS (found as scripts/gpu-check.sh does when unset), TIMEOUT (seconds per
-# program, default 240). Both sides use the same thread count on the CPU (--threads, default all cores).
+# program, default 110: the whole run stays under 4 minutes; bench_torch.py keeps the flavours it finished). Both sides use the same thread count on the CPU (--threads, default all cores).
 # Results: DIR/fgssl.json, DIR/torch.json and the table (DIR/table.md); DIR defaults to target/bench-compare.
 # --table-only prints the table of DIR's existing results without running anything. "cpu ms" is the CPU time of
 # the process (all its threads; not PyTorch's DataLoader workers): on a shared machine it is what the work costs,
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 
 BIN=${FGSSL_BIN:-target/release/fgssl}
 PY=${PYTHON:-python3}
-LIMIT=${TIMEOUT:-240}
+LIMIT=${TIMEOUT:-110}
 device=cuda arch=resnet18 size=64 batch=16 grids=8,4,2 iters=5 warmup=1 what=both flavours=reference,eager_cl,compile
 peak="" threads=$(nproc) out=target/bench-compare table_only=0
 while [ $# -gt 0 ]; do
@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
         --threads) threads=$2 ;;
         --out) out=$2 ;;
         --table-only) table_only=1; shift; continue ;;
-        -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "bench-compare: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift 2
