@@ -33,6 +33,7 @@ impl Backend for Faulty {
     type View<'a> = &'a [f32];
     type ViewMut<'a> = &'a mut [f32];
     type Bytes = Vec<u8>;
+    type Mark = std::time::Instant;
 
     fn name(&self) -> String {
         format!("faulty cpu ({:?})", self.1)
@@ -235,6 +236,12 @@ impl Backend for Faulty {
     }
     fn jigsaw_fwd(&self, g: &JigsawGeom, perms: &[u32], x: &[f32], y: &mut [f32]) {
         self.0.jigsaw_fwd(g, perms, x, y)
+    }
+    fn mark(&self) -> Result<std::time::Instant> {
+        self.0.mark()
+    }
+    fn elapsed_ms(&self, from: &std::time::Instant, to: &std::time::Instant) -> Result<f64> {
+        self.0.elapsed_ms(from, to)
     }
 }
 

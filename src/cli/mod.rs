@@ -3,6 +3,7 @@
 //! Every failure prints `error: <message>` to stderr and exits non-zero (1 for bad input, 2 for usage errors and
 //! for a device that is not available in this build); nothing panics on bad input.
 
+mod bench;
 mod checkpoints;
 mod config_file;
 mod dataset;
@@ -58,6 +59,7 @@ enum Command {
     Eval(eval::EvalArgs),
     Knn(knn::KnnArgs),
     Lab(lab::LabArgs),
+    Bench(bench::BenchArgs),
 }
 
 /// Where to compute.
@@ -181,6 +183,7 @@ where
         Command::Eval(a) => eval::run(a),
         Command::Knn(a) => knn::run(a),
         Command::Lab(a) => lab::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -218,6 +218,7 @@ impl Backend for Cuda {
     type View<'a> = CudaView<'a, f32>;
     type ViewMut<'a> = CudaViewMut<'a, f32>;
     type Bytes = DeviceBytes;
+    type Mark = cudarc::driver::CudaEvent;
 
     // ---- device and memory ---------------------------------------------------------------
 
@@ -588,5 +589,15 @@ impl Backend for Cuda {
     /// Copies the permutations into the reused device workspace first.
     fn jigsaw_fwd(&self, g: &JigsawGeom, perms: &[u32], x: CudaView<'_, f32>, mut y: CudaViewMut<'_, f32>) {
         self.record(launch::jigsaw::fwd(self, g, perms, &x, &mut y));
+    }
+
+    /// A timing event recorded on the stream (see [`super::timing`]).
+    fn mark(&self) -> Result<cudarc::driver::CudaEvent> {
+        self.check()?;
+        super::timing::mark(&self.dev)
+    }
+
+    fn elapsed_ms(&self, from: &cudarc::driver::CudaEvent, to: &cudarc::driver::CudaEvent) -> Result<f64> {
+        super::timing::elapsed_ms(from, to)
     }
 }
