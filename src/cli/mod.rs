@@ -11,6 +11,7 @@ mod info;
 mod knn;
 mod metrics_log;
 mod model_file;
+mod plots;
 mod predict;
 mod pretrain;
 mod run_dir;

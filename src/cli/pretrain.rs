@@ -132,6 +132,7 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {
     let mut obs = RunObserver { log, run, reg: &reg, config: &config, metadata: metadata.clone(), saved: resume_from.as_ref().map(|_| start) };
     pretrain(b, &model, &mut st, &mut opt, &cache, &cfg, &ssl, &views, &mut obs).map_err(|e| obs.explain(e))?;
     write_export(run, &reg, &st.download(b)?, Vec::new(), &metadata)?;
+    super::plots::plot_run(&run.root);
     say!("wrote {} (checkpoints/, export/backbone.safetensors, export/model.safetensors, metrics.jsonl)", run.root.display());
     Ok(())
 }
