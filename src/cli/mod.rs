@@ -6,6 +6,7 @@
 mod dataset;
 mod embed;
 mod eval;
+mod export;
 mod finetune;
 mod info;
 mod knn;
@@ -54,6 +55,7 @@ enum Command {
     Predict(predict::PredictArgs),
     Eval(eval::EvalArgs),
     Knn(knn::KnnArgs),
+    Export(export::ExportArgs),
 }
 
 /// Where to compute.
@@ -168,6 +170,7 @@ where
         Command::Predict(a) => predict::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Knn(a) => knn::run(a),
+        Command::Export(a) => export::run(a),
     };
     match result {
         Ok(()) => 0,
