@@ -4,6 +4,7 @@
 //! for a device that is not available in this build); nothing panics on bad input.
 
 mod dataset;
+mod demo;
 mod embed;
 mod eval;
 mod export;
@@ -45,6 +46,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    Demo(demo::DemoArgs),
     Info(info::InfoArgs),
     Embed(embed::EmbedArgs),
     Synth(synth::SynthArgs),
@@ -160,6 +162,7 @@ where
         }
     };
     let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
         Command::Info(a) => info::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Synth(a) => synth::run(a),
