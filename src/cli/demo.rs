@@ -15,7 +15,7 @@ use clap::{Args, Parser};
 use serde_json::{json, Value};
 
 use super::finetune::FinetuneArgs;
-use super::metrics_log::read_events;
+use super::metrics_log::{num, read_events};
 use super::pretrain::PretrainArgs;
 use super::{CliError, CliResult, Device};
 use crate::data::synth::{self, SynthConfig};
@@ -103,7 +103,7 @@ impl Sizes {
     fn to_json(self) -> Value {
         json!({"classes": self.classes, "per_class": self.per_class, "image": self.image, "arch": "resnet18", "embed_dim": self.embed_dim,
                "pooled_dim": self.pooled_dim, "grids": "8,4,2", "ssl_epochs": self.ssl_epochs, "ssl_batch": self.ssl_batch,
-               "ft_epochs": self.ft_epochs, "ft_batch": self.ft_batch, "label_fraction": self.label_fraction, "lr": self.lr})
+               "ft_epochs": self.ft_epochs, "ft_batch": self.ft_batch, "label_fraction": self.label_fraction, "lr": num(self.lr)})
     }
 }
 

@@ -201,3 +201,68 @@ pub fn plot_run(run_root: &Path) {
         Err(e) => super::run_dir::say!("warning: plots not written ({e}); the run's results are complete"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn eval(split: &str, epoch: Option<usize>, accuracy: f64) -> Value {
+        let metrics = json!({"n": 4, "classes": ["a", "b"], "accuracy": accuracy, "balanced_accuracy": accuracy, "macro_auc": 0.5,
+                             "per_class": [{"recall": 1.0}, {"recall": 0.0}], "confusion_matrix": [[2, 0], [2, 0]]});
+        let mut e = json!({"kind": "eval", "stage": "finetune", "split": split, "metrics": metrics});
+        if let Some(epoch) = epoch {
+            e["epoch"] = json!(epoch);
+        }
+        e
+    }
+
+    #[test]
+    fn a_fine_tuning_run_gets_every_plot_and_per_epoch_evaluations_make_curves() {
+        let dir = std::env::temp_dir().join(format!("fgssl-plots-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let step = |loss: f64| json!({"loss": loss, "on_diag": 0.0, "off_diag": 0.0, "std_of_l2_normalized": 0.0});
+        let mut events = Vec::new();
+        for (i, epoch) in [(0, 0), (1, 0), (2, 1), (3, 1)] {
+            events.push(json!({"kind": "iteration", "stage": "finetune", "epoch": epoch, "iteration": i, "steps": [step(2.0 - i as f64 * 0.3)]}));
+        }
+        events.push(json!({"kind": "epoch", "stage": "finetune", "epoch": 0, "steps": [step(1.8)]}));
+        events.push(eval("val", Some(0), 0.5));
+        events.push(json!({"kind": "epoch", "stage": "finetune", "epoch": 1, "steps": [step(1.2)]}));
+        events.push(eval("val", Some(1), 0.75));
+        events.push(eval("val", None, 0.75));
+        events.push(eval("test", None, 0.5));
+        let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+        std::fs::write(dir.join("metrics.jsonl"), text).unwrap();
+
+        let files = write_plots(&dir.join("metrics.jsonl"), &dir.join("plots")).unwrap();
+        let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            names,
+            [
+                "loss_per_iteration.png",
+                "loss_per_epoch.png",
+                "validation_curves.png",
+                "eval_metrics.png",
+                "per_class_recall.png",
+                "confusion_matrix_val.png",
+                "confusion_matrix_test.png"
+            ]
+        );
+        for f in &files {
+            let img = image::open(f).unwrap().to_rgb8();
+            let inked = img.pixels().filter(|p| p.0 != crate::plot::canvas::WHITE).count();
+            assert!(inked > 1000, "{}: only {inked} non-background pixels", f.display());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_run_without_events_gets_no_plots_and_no_error() {
+        let dir = std::env::temp_dir().join(format!("fgssl-plots-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(write_plots(&dir.join("metrics.jsonl"), &dir.join("plots")).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -138,7 +138,7 @@ mod tests {
         c.line((-5, -5), (30, 30), 1, BLACK);
         c.line((2, 8), (17, 8), 3, PALETTE[0]);
         assert_eq!(c.get(0, 0), BLACK);
-        assert_eq!(c.get(9, 9), BLACK);
+        assert_eq!(c.get(5, 5), BLACK);
         assert_eq!((c.get(2, 8), c.get(17, 7), c.get(10, 9)), (PALETTE[0], PALETTE[0], PALETTE[0]));
         assert_eq!(c.get(10, 5), WHITE);
     }

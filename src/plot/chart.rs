@@ -283,6 +283,80 @@ mod tests {
         assert_eq!(tick_label(0.0, 0.005), "0.000");
     }
 
+    fn plot_area() -> (i64, i64, i64, i64) {
+        (LEFT, WIDTH as i64 - RIGHT, TOP, HEIGHT as i64 - BOTTOM)
+    }
+
+    #[test]
+    fn a_line_chart_png_decodes_with_its_curve_and_labels_where_expected() {
+        let chart = LineChart {
+            title: "Loss".into(),
+            x_label: "iteration".into(),
+            y_label: "loss".into(),
+            series: vec![Series { name: "step 1".into(), points: vec![(0.0, 0.0), (10.0, 10.0)] }],
+            y_range: None,
+        };
+        let path = std::env::temp_dir().join(format!("fgssl-chart-{}.png", std::process::id()));
+        chart.render().save_png(&path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(img.dimensions(), (WIDTH as u32, HEIGHT as u32));
+        let px = |x: i64, y: i64| img.get_pixel(x as u32, y as u32).0;
+        // The ticks are 0..10 on both axes, so the curve is the plot area's diagonal: its middle is the series colour.
+        let (x0, x1, y0, y1) = plot_area();
+        assert_eq!(px((x0 + x1) / 2, (y0 + y1) / 2), PALETTE[0]);
+        assert_eq!(px(x0 + (x1 - x0) / 4, y1 - (y1 - y0) / 4), PALETTE[0]);
+        // Far from the diagonal, inside the plot area: background or grid, not ink.
+        let off = px(x0 + (x1 - x0) / 4 + 7, y0 + (y1 - y0) / 4 + 3);
+        assert!(off == WHITE || off == GRID, "{off:?}");
+        // The title is inked in black above the plot area, centred; the legend swatch has the series colour.
+        let title_ink = (0..TOP as u32).flat_map(|y| (0..WIDTH as u32).map(move |x| (x, y))).filter(|&(x, y)| img.get_pixel(x, y).0 == BLACK).count();
+        assert!(title_ink > 50, "{title_ink} black pixels in the title band");
+        assert_eq!(px(WIDTH as i64 - RIGHT + 26, TOP + 8 + TEXT_H / 2), PALETTE[0]);
+        // Tick labels below the axis: black pixels between the axis and the x-axis title.
+        let tick_ink = (y1 as u32 + 10..y1 as u32 + 10 + TEXT_H as u32)
+            .flat_map(|y| (0..WIDTH as u32).map(move |x| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0 == BLACK)
+            .count();
+        assert!(tick_ink > 50, "{tick_ink}");
+    }
+
+    #[test]
+    fn bars_and_heatmap_cells_have_their_heights_and_shades() {
+        let bars = BarChart {
+            title: "Recall".into(),
+            y_label: "recall".into(),
+            categories: vec!["a".into(), "b".into()],
+            groups: vec!["test".into()],
+            values: vec![vec![1.0, 0.0]],
+            y_range: Some((0.0, 1.0)),
+        };
+        let c = bars.render();
+        let (x0, x1, y0, y1) = plot_area();
+        let slot = (x1 - x0) / 2;
+        // A full bar reaches the top of the plot area in the first slot; the second slot's bar is empty.
+        assert_eq!(c.get((x0 + 12) as usize, (y0 + 2) as usize), PALETTE[0]);
+        assert_eq!(c.get((x0 + 12) as usize, (y1 - 2) as usize), PALETTE[0]);
+        assert_ne!(c.get((x0 + slot + 12) as usize, ((y0 + y1) / 2) as usize), PALETTE[0]);
+
+        let map = Heatmap {
+            title: "CM".into(),
+            row_label: "true".into(),
+            col_label: "pred".into(),
+            names: vec!["a".into(), "b".into()],
+            counts: vec![vec![4, 0], vec![1, 1]],
+        };
+        let c = map.render();
+        let cell = 220;
+        let (left, top) = (190, 70);
+        // Row 0 is all in column 0 (darkest), row 1 half and half.
+        assert_eq!(c.get(left + 3, top + 3), [8, 48, 107]);
+        assert_eq!(c.get(left + cell + 3, top + 3), WHITE);
+        let half = c.get(left + 3, top + cell + 3);
+        assert_eq!(half, c.get(left + cell + 3, top + cell + 3));
+        assert!(half[0] < 255 && half[0] > 8, "{half:?}");
+    }
+
     #[test]
     fn fit_cuts_long_names() {
         assert_eq!(fit("reticular", 20), "reticular");
