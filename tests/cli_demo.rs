@@ -57,6 +57,15 @@ fn quick_demo_prints_its_table_and_writes_run_folders_with_plots() {
     assert!(scratch_config["run"]["init"].is_null());
     assert_eq!(ft_config["training"], scratch_config["training"], "both arms share every training setting");
 
+    // `fgssl plot` draws a run's plots again from its metrics.
+    std::fs::remove_dir_all(ssl.join("plots")).unwrap();
+    let o = fgssl(&["plot", "--run", ssl.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for plot in ["loss_per_iteration.png", "loss_per_epoch.png", "collapse_monitor.png"] {
+        assert_eq!(png_size(&ssl.join("plots").join(plot)), (960, 560), "{plot}");
+    }
+    assert_clean_failure(&fgssl(&["plot", "--run", out.join("data").to_str().unwrap()]), Some(1), "no metrics.jsonl");
+
     // Running again refuses to reuse the folder; --overwrite starts afresh.
     let o = fgssl(&["demo", "--quick", "--device", "cpu", "--out", out.to_str().unwrap()]);
     assert_clean_failure(&o, Some(1), "holds an earlier demo; pass --overwrite");

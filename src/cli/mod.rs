@@ -58,6 +58,7 @@ enum Command {
     Eval(eval::EvalArgs),
     Knn(knn::KnnArgs),
     Export(export::ExportArgs),
+    Plot(plots::PlotArgs),
 }
 
 /// Where to compute.
@@ -174,6 +175,7 @@ where
         Command::Eval(a) => eval::run(a),
         Command::Knn(a) => knn::run(a),
         Command::Export(a) => export::run(a),
+        Command::Plot(a) => plots::run(a),
     };
     match result {
         Ok(()) => 0,

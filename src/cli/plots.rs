@@ -193,6 +193,37 @@ fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
     out
 }
 
+/// `fgssl plot`: draws a run's plots again (an interrupted run, or one from before plots existed).
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Draw the PNG plots of a run folder from its metrics.jsonl (written automatically at the end of a run)",
+    after_help = "Example:\n  fgssl plot --run runs/ssl            (writes runs/ssl/plots/*.png)"
+)]
+pub struct PlotArgs {
+    /// Run folder of `fgssl pretrain` or `fgssl finetune`.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Folder for the PNG files (default: RUN_DIR/plots).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: PlotArgs) -> super::CliResult {
+    let metrics = args.run.join("metrics.jsonl");
+    if !metrics.is_file() {
+        return Err(crate::error::Error::Invalid(format!("--run {}: no metrics.jsonl in this folder (not a run folder?)", args.run.display())).into());
+    }
+    let out = args.out.unwrap_or_else(|| args.run.join("plots"));
+    let files = write_plots(&metrics, &out)?;
+    if files.is_empty() {
+        return Err(crate::error::Error::Invalid(format!("{}: no iteration, epoch or eval events to plot", metrics.display())).into());
+    }
+    for f in &files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
+
 /// Draws `RUN_DIR/plots/` at the end of a run. The run's results are already on disk, so a failure here is
 /// reported on stderr (and in train.log) but does not fail the command.
 pub fn plot_run(run_root: &Path) {
