@@ -1,6 +1,8 @@
 //! Self-test of a backend against the CPU reference: every op of [`Backend`], forward and backward, on fresh
-//! seeded random inputs at several shapes (odd sizes, not multiples of any tile), then a few SGD steps of a small
-//! ResNet-18 on both devices from the same weights (../shared/docs/CUDA.md §11).
+//! seeded random inputs at several shapes (odd sizes, not multiples of any tile), then two short trainings on both
+//! devices from the same weights (../shared/docs/CUDA.md §11): a few SGD steps of a small ResNet-18 classifier, and
+//! FG-SSL iterations of a ResNet-18 FG-SSL model fed from u8 images the way `fgssl pretrain` feeds it (upload,
+//! augmentation and jigsaw on the device, the four progressive steps, SGD).
 //!
 //! The harness is generic over the device under test `D: Backend`; the reference is always [`Cpu`] (f32). Every
 //! output buffer starts as NaN (uploaded as a NaN-filled buffer), so an element the device never writes fails.
@@ -11,37 +13,49 @@
 //! Error measure, per output and then the worst over a case's outputs: `max abs = max|got - ref|` and the
 //! scale-relative `max rel = max|got - ref| / max|ref|` (as in tests/common). A case passes when every element is
 //! finite where the reference is, and `max rel <= tol`. Tolerances (fp32): [`TOL_ELEMENTWISE`] for elementwise ops
-//! and data movement, [`TOL_REDUCTION`] for reductions, GEMMs and convolutions. The ResNet step check compares the
-//! losses step by step: `|loss_dev - loss_ref| <= TOL_LOSS * max(1, |loss_ref|)`, and, on a backend that counts its
-//! device allocations (CUDA), fails if any step after the first allocates device memory.
+//! and data movement, [`TOL_REDUCTION`] for reductions, GEMMs and convolutions. Each training check compares the
+//! losses step by step: `|loss_dev - loss_ref| <= tol * max(1, |loss_ref|)` ([`TOL_LOSS`], [`TOL_SSL_LOSS`]), and, on a backend that counts its
+//! device allocations (CUDA), fails if any step (ResNet) or iteration (FG-SSL) after the first allocates device
+//! memory: steady-state training must reuse its memory, the per-batch image upload included.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::augment::{self, Grids, ImageBatch, SslViewConfig};
 use crate::backend::cpu::Cpu;
 use crate::backend::geom::*;
 use crate::backend::{Backend, BnEpilogue, BnEpilogueGrad};
 use crate::error::{Error, Result};
 use crate::metrics::softmax_rows;
+use crate::model::fgssl::{Fgssl, FgsslConfig};
 use crate::model::resnet::{Arch, ResNet};
 use crate::model::{HostState, State};
 use crate::ops::{cross_entropy, Mode};
 use crate::rng::Rng;
 use crate::tensor::{Shape, Tensor};
+use crate::training::optim::{Optimizer, OptimizerKind};
+use crate::training::ssl::{ssl_iteration, SslBatch, SslConfig};
 
 /// Scale-relative tolerance of elementwise ops and pure data movement (fp32).
 pub const TOL_ELEMENTWISE: f64 = 1e-5;
 /// Scale-relative tolerance of reductions, GEMMs and convolutions (fp32).
 pub const TOL_REDUCTION: f64 = 1e-4;
-/// Relative tolerance on the ResNet-18 training losses, step by step.
+/// Relative tolerance on the ResNet training losses, step by step.
 pub const TOL_LOSS: f64 = 1e-3;
+/// Relative tolerance on the FG-SSL training losses, step by step. Looser than [`TOL_LOSS`] because the Barlow
+/// Twins loss of a freshly initialised model on a batch of 8 has enormous gradients (an SGD step of lr 1e-6 changes
+/// the loss by several percent), so fp32 rounding differences in one step's gradients show up in the later steps'
+/// losses: f32 against f64 (`--device cpu64`) differs by up to 1.8e-3 relative over 8 steps (seeds 5-8), while a
+/// wrong kernel moves a loss by far more.
+pub const TOL_SSL_LOSS: f64 = 1e-2;
 
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Seed of every random input and of the ResNet's weights.
     pub seed: u64,
-    /// One shape per op and two ResNet steps instead of every shape and four steps.
+    /// One shape per op, two ResNet steps and two FG-SSL iterations instead of every shape, four steps and three
+    /// iterations.
     pub quick: bool,
     /// Print each row to stdout as soon as it is measured (useful when a device crashes the process mid-run).
     pub live: bool,
@@ -72,7 +86,7 @@ pub struct OpRow {
     pub note: String,
 }
 
-/// One ResNet SGD step: the loss before the update on both devices.
+/// One training step: the loss before the update on both devices.
 #[derive(Clone, Debug)]
 pub struct StepRow {
     pub step: usize,
@@ -90,15 +104,104 @@ pub struct Report {
     pub device: String,
     pub reference: String,
     pub ops: Vec<OpRow>,
-    /// What the ResNet check ran (model, input, steps, optimizer).
-    pub resnet: String,
+    /// A few SGD steps of a ResNet-18 classifier.
+    pub resnet: TrainingCheck,
+    /// FG-SSL iterations (4 steps each) from u8 images.
+    pub fgssl: TrainingCheck,
+}
+
+/// One short training run on both devices, compared step by step.
+#[derive(Clone, Debug, Default)]
+pub struct TrainingCheck {
+    /// Its name in the summary ("resnet steps", "fgssl steps").
+    pub name: &'static str,
+    /// What it ran (model, input, steps, optimizer).
+    pub what: String,
     pub steps: Vec<StepRow>,
-    /// An error or panic that stopped the ResNet check (a FAIL).
-    pub resnet_error: Option<String>,
-    /// The device backend's allocation counter ([`Backend::device_allocations`]) after each ResNet step; empty
-    /// when the backend does not count (the CPU). Any growth after the first step is a FAIL: steady-state training
-    /// must reuse its memory.
-    pub step_allocations: Vec<u64>,
+    /// An error or panic that stopped it (a FAIL).
+    pub error: Option<String>,
+    /// The device backend's allocation counter ([`Backend::device_allocations`]) after each step (ResNet) or
+    /// iteration (FG-SSL); empty when the backend does not count (the CPU). Any growth after the first is a FAIL.
+    pub allocations: Vec<u64>,
+}
+
+impl TrainingCheck {
+    fn new(name: &'static str, what: String) -> Self {
+        TrainingCheck { name, what, ..TrainingCheck::default() }
+    }
+
+    pub fn failed(&self) -> usize {
+        self.steps.iter().filter(|s| !s.pass).count() + usize::from(self.error.is_some()) + usize::from(self.allocations_grew())
+    }
+
+    /// Whether the device allocated memory after the first step or iteration.
+    pub fn allocations_grew(&self) -> bool {
+        self.allocations.windows(2).any(|w| w[1] > w[0])
+    }
+
+    /// One line on the allocation check.
+    pub fn allocation_line(&self) -> String {
+        match (self.allocations.first(), self.allocations.last()) {
+            (Some(first), Some(last)) => format!(
+                "{}: device allocations after each: {:?}: {}",
+                self.name,
+                self.allocations,
+                if self.allocations_grew() {
+                    format!("FAIL ({} allocations after the first)", last - first)
+                } else {
+                    "PASS (none after the first)".to_string()
+                }
+            ),
+            _ => format!("{}: device allocations not counted by this backend", self.name),
+        }
+    }
+
+    /// `"resnet steps: 4 of 4 passed"`, with the error that stopped it.
+    fn count_line(&self) -> String {
+        format!(
+            "{}: {} of {} passed{}",
+            self.name,
+            self.steps.len() - self.steps.iter().filter(|s| !s.pass).count(),
+            self.steps.len(),
+            self.error.as_ref().map(|e| format!(" (stopped: {e})")).unwrap_or_default()
+        )
+    }
+
+    /// Records the device's losses against the reference's, step by step (relative tolerance `tol`), and the
+    /// device's allocation counts.
+    fn compare(
+        &mut self,
+        live: bool,
+        tol: f64,
+        reference: std::result::Result<(Vec<f32>, Vec<u64>), String>,
+        got: std::result::Result<(Vec<f32>, Vec<u64>), String>,
+    ) {
+        match (reference, got) {
+            (Err(e), _) => self.error = Some(format!("the CPU reference failed: {e}")),
+            (_, Err(e)) => self.error = Some(e),
+            (Ok((r, _)), Ok((g, allocations))) => {
+                self.allocations = allocations;
+                if live {
+                    println!("{STEP_HEADER}");
+                }
+                for (i, (&r, &g)) in r.iter().zip(&g).enumerate() {
+                    let diff = if g.is_finite() { (g as f64 - r as f64).abs() } else { f64::INFINITY };
+                    let tol = tol * (r.abs() as f64).max(1.0);
+                    let row = StepRow { step: i, reference: r, device: g, abs_diff: diff, tol, pass: diff <= tol };
+                    if live {
+                        println!("{}", step_line(&row));
+                    }
+                    self.steps.push(row);
+                }
+            }
+        }
+        if live {
+            if let Some(e) = &self.error {
+                println!("{}: FAIL: {e}", self.name);
+            }
+            println!("{}", self.allocation_line());
+        }
+    }
 }
 
 impl Report {
@@ -106,29 +209,9 @@ impl Report {
         self.ops.iter().filter(|r| !r.pass).collect()
     }
 
+    /// Failed training steps, stopped checks and allocation failures of both training checks.
     pub fn steps_failed(&self) -> usize {
-        self.steps.iter().filter(|s| !s.pass).count() + usize::from(self.resnet_error.is_some()) + usize::from(self.allocations_grew())
-    }
-
-    /// Whether the device allocated memory after the first ResNet step.
-    pub fn allocations_grew(&self) -> bool {
-        self.step_allocations.windows(2).any(|w| w[1] > w[0])
-    }
-
-    /// One line on the allocation check.
-    pub fn allocation_line(&self) -> String {
-        match (self.step_allocations.first(), self.step_allocations.last()) {
-            (Some(first), Some(last)) => format!(
-                "device allocations after each step: {:?}: {}",
-                self.step_allocations,
-                if self.allocations_grew() {
-                    format!("FAIL ({} allocations after the first step)", last - first)
-                } else {
-                    "PASS (none after the first step)".to_string()
-                }
-            ),
-            _ => "device allocations: not counted by this backend".to_string(),
-        }
+        self.resnet.failed() + self.fgssl.failed()
     }
 
     pub fn passed(&self) -> bool {
@@ -139,18 +222,19 @@ impl Report {
     pub fn summary(&self) -> String {
         let failed = self.ops_failed();
         let mut s = format!(
-            "ops: {} of {} cases passed; resnet steps: {} of {} passed{}\n",
+            "ops: {} of {} cases passed; {}; {}\n",
             self.ops.len() - failed.len(),
             self.ops.len(),
-            self.steps.len() - self.steps.iter().filter(|s| !s.pass).count(),
-            self.steps.len(),
-            self.resnet_error.as_ref().map(|e| format!(" (stopped: {e})")).unwrap_or_default()
+            self.resnet.count_line(),
+            self.fgssl.count_line()
         );
         for r in &failed {
             s += &format!("FAIL {} [{}]: {}\n", r.op, r.shape, r.note);
         }
-        if self.allocations_grew() {
-            s += &format!("FAIL {}\n", self.allocation_line());
+        for check in [&self.resnet, &self.fgssl] {
+            if check.allocations_grew() {
+                s += &format!("FAIL {}\n", check.allocation_line());
+            }
         }
         s += &format!("selftest {} (seed {}; rerun with --seed {})", if self.passed() { "PASSED" } else { "FAILED" }, self.seed, self.seed);
         s
@@ -186,12 +270,14 @@ impl fmt::Display for Report {
         for r in &self.ops {
             writeln!(f, "{}", op_line(r))?;
         }
-        writeln!(f, "{}", self.resnet)?;
-        writeln!(f, "{STEP_HEADER}")?;
-        for s in &self.steps {
-            writeln!(f, "{}", step_line(s))?;
+        for check in [&self.resnet, &self.fgssl] {
+            writeln!(f, "{}", check.what)?;
+            writeln!(f, "{STEP_HEADER}")?;
+            for s in &check.steps {
+                writeln!(f, "{}", step_line(s))?;
+            }
+            writeln!(f, "{}", check.allocation_line())?;
         }
-        writeln!(f, "{}", self.allocation_line())?;
         write!(f, "{}", self.summary())
     }
 }
@@ -1171,20 +1257,50 @@ fn train_losses<B: Backend>(
     Ok((losses, allocations))
 }
 
-fn train_guarded<B: Backend>(
-    b: &B,
-    s: &StepSetup,
-    net: &ResNet,
-    reg: &crate::model::Registry,
-    host: &HostState,
-    input: &[f32],
-    labels: &[u32],
-) -> std::result::Result<(Vec<f32>, Vec<u64>), String> {
-    match catch_unwind(AssertUnwindSafe(|| train_losses(b, s, net, reg, host, input, labels))) {
+/// `train()`, with an error or a panic turned into the message that stops the check.
+fn guarded(train: impl FnOnce() -> Result<(Vec<f32>, Vec<u64>)>) -> std::result::Result<(Vec<f32>, Vec<u64>), String> {
+    match catch_unwind(AssertUnwindSafe(train)) {
         Ok(Ok(l)) => Ok(l),
         Ok(Err(e)) => Err(format!("error: {e}")),
         Err(p) => Err(format!("panicked: {}", panic_message(p))),
     }
+}
+
+// ---- FG-SSL iterations ---------------------------------------------------------------------------------------
+
+struct SslSetup {
+    n: usize,
+    /// Side of the u8 images (the cache's size).
+    src: usize,
+    /// Side of the views.
+    out: usize,
+    grids: (usize, usize, usize),
+    iterations: usize,
+    lr: f32,
+}
+
+/// The step losses of `iterations` FG-SSL iterations, fed as `fgssl pretrain` feeds them: the same u8 batch
+/// uploaded every iteration, views and jigsaw puzzles made on the backend, the four progressive steps with an SGD
+/// update after each; and the backend's device-allocation count after each iteration.
+fn ssl_losses<B: Backend>(b: &B, f: &SslSetup, seed: u64) -> Result<(Vec<f32>, Vec<u64>)> {
+    let (model, reg) = Fgssl::new(FgsslConfig::new(Arch::ResNet18), 0.1);
+    let mut st = State::upload(b, &reg, &HostState::init(&reg, seed))?;
+    let mut opt = Optimizer::new(OptimizerKind::SGD_DEFAULT);
+    let views = SslViewConfig::new(f.out, Grids([f.grids.0, f.grids.1, f.grids.2]));
+    let mut rng = Rng::new(seed.wrapping_add(2));
+    let images: Vec<u8> = (0..f.n * f.src * f.src * 3).map(|_| rng.below(256) as u8).collect();
+    let samples: Vec<u32> = (0..f.n as u32).collect();
+    let mut losses = Vec::with_capacity(4 * f.iterations);
+    let mut allocations = Vec::with_capacity(f.iterations);
+    for iteration in 0..f.iterations {
+        let batch = ImageBatch::upload(b, &images, f.n, f.src)?;
+        let v = augment::ssl_views(b, &views, &batch, seed, iteration as u32, &samples)?;
+        let inputs = SslBatch { x1: &v.x1, jigsaw: [&v.jig[0], &v.jig[1], &v.jig[2]], x2: &v.x2 };
+        let logs = ssl_iteration(b, &model, &mut st, &mut opt, f.lr, &SslConfig::default(), &inputs)?;
+        losses.extend(logs.iter().map(|l| l.loss));
+        allocations.extend(b.device_allocations());
+    }
+    Ok((losses, allocations))
 }
 
 // ---- the harness ---------------------------------------------------------------------------------------------
@@ -1197,10 +1313,8 @@ pub fn run<D: Backend>(dev: &D, opts: &Options) -> Report {
         device: dev.name(),
         reference: cpu.name(),
         ops: Vec::new(),
-        resnet: String::new(),
-        steps: Vec::new(),
-        resnet_error: None,
-        step_allocations: Vec::new(),
+        resnet: TrainingCheck::new("resnet steps", String::new()),
+        fgssl: TrainingCheck::new("fgssl steps", String::new()),
     };
     if opts.live {
         println!("selftest: device {} vs reference {}, seed {}", report.device, report.reference, report.seed);
@@ -1225,45 +1339,34 @@ pub fn run<D: Backend>(dev: &D, opts: &Options) -> Report {
         momentum: 0.9,
         weight_decay: 5e-4,
     };
-    report.resnet = format!(
+    report.resnet.what = format!(
         "{} SGD steps of {} ({} classes) on {}x3x{}x{}, lr {} momentum {} weight decay {}, same initial weights (seed {}); \
          tolerance |diff| <= {:.0e} * max(1, |loss|)",
         s.steps, s.arch, s.classes, s.n, s.size, s.size, s.lr, s.momentum, s.weight_decay, opts.seed, TOL_LOSS
     );
     if opts.live {
-        println!("{}", report.resnet);
+        println!("{}", report.resnet.what);
     }
     let (net, reg) = ResNet::new(s.arch, Some(s.classes), false);
     let host = HostState::init(&reg, opts.seed);
     let mut rng = Rng::new(opts.seed.wrapping_add(1));
     let input = rng.vec_uniform(s.n * 3 * s.size * s.size, -2.0, 2.0);
     let labels: Vec<u32> = (0..s.n).map(|_| rng.below(s.classes) as u32).collect();
-    let reference = train_guarded(&cpu, &s, &net, &reg, &host, &input, &labels);
-    let got = train_guarded(dev, &s, &net, &reg, &host, &input, &labels);
-    match (reference, got) {
-        (Err(e), _) => report.resnet_error = Some(format!("the CPU reference failed: {e}")),
-        (_, Err(e)) => report.resnet_error = Some(e),
-        (Ok((r, _)), Ok((g, allocations))) => {
-            report.step_allocations = allocations;
-            if opts.live {
-                println!("{STEP_HEADER}");
-            }
-            for (i, (&r, &g)) in r.iter().zip(&g).enumerate() {
-                let diff = if g.is_finite() { (g as f64 - r as f64).abs() } else { f64::INFINITY };
-                let tol = TOL_LOSS * (r.abs() as f64).max(1.0);
-                let row = StepRow { step: i, reference: r, device: g, abs_diff: diff, tol, pass: diff <= tol };
-                if opts.live {
-                    println!("{}", step_line(&row));
-                }
-                report.steps.push(row);
-            }
-        }
-    }
+    let reference = guarded(|| train_losses(&cpu, &s, &net, &reg, &host, &input, &labels));
+    let got = guarded(|| train_losses(dev, &s, &net, &reg, &host, &input, &labels));
+    report.resnet.compare(opts.live, TOL_LOSS, reference, got);
+
+    let f = SslSetup { n: 8, src: 40, out: 32, grids: (8, 4, 2), iterations: if opts.quick { 2 } else { 3 }, lr: 1e-6 };
+    report.fgssl.what = format!(
+        "{} FG-SSL iterations (4 progressive steps each, SGD lr {}) of a ResNet-18 FG-SSL model on {} random u8 images \
+         of {}x{} -> views {}x{}, grids {},{},{}, same initial weights (seed {}); tolerance |diff| <= {:.0e} * max(1, |loss|)",
+        f.iterations, f.lr, f.n, f.src, f.src, f.out, f.out, f.grids.0, f.grids.1, f.grids.2, opts.seed, TOL_SSL_LOSS
+    );
     if opts.live {
-        if let Some(e) = &report.resnet_error {
-            println!("resnet steps: FAIL: {e}");
-        }
-        println!("{}", report.allocation_line());
+        println!("{}", report.fgssl.what);
     }
+    let reference = guarded(|| ssl_losses(&cpu, &f, opts.seed));
+    let got = guarded(|| ssl_losses(dev, &f, opts.seed));
+    report.fgssl.compare(opts.live, TOL_SSL_LOSS, reference, got);
     report
 }

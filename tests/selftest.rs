@@ -278,7 +278,8 @@ fn cpu64_passes_against_the_f32_reference() {
     for op in OPS {
         assert!(report.ops.iter().any(|r| r.op == *op), "op {op} is not tested");
     }
-    assert_eq!(report.steps.len(), 4);
+    assert_eq!(report.resnet.steps.len(), 4);
+    assert_eq!(report.fgssl.steps.len(), 12);
     // f64 vs f32 differs somewhere, so the comparison is not vacuous.
     assert!(report.ops.iter().any(|r| r.max_abs > 0.0));
 }
@@ -313,7 +314,8 @@ fn the_same_seed_gives_the_same_report() {
     let a = selftest::run(&Cpu64::new(), &opts(11, true));
     let b = selftest::run(&Cpu64::new(), &opts(11, true));
     assert_eq!(a.ops.iter().map(|r| r.max_abs).collect::<Vec<_>>(), b.ops.iter().map(|r| r.max_abs).collect::<Vec<_>>());
-    assert_eq!(a.steps.iter().map(|s| s.device).collect::<Vec<_>>(), b.steps.iter().map(|s| s.device).collect::<Vec<_>>());
+    assert_eq!(a.resnet.steps.iter().map(|s| s.device).collect::<Vec<_>>(), b.resnet.steps.iter().map(|s| s.device).collect::<Vec<_>>());
+    assert_eq!(a.fgssl.steps.iter().map(|s| s.device).collect::<Vec<_>>(), b.fgssl.steps.iter().map(|s| s.device).collect::<Vec<_>>());
 }
 
 #[test]

@@ -19,6 +19,7 @@ use crate::weights;
 
 #[derive(Args, Debug)]
 #[command(
+    args_override_self = true,
     about = "Write the global-average-pooled layer4 features (evaluation mode) of every image under a folder to CSV",
     after_help = "Example:\n  fgssl embed --arch resnet18 --weights resnet18.safetensors --data examples/images --out feats.csv\n\n\
                   Images (png, jpg, jpeg, bmp; searched recursively) are resized to SIZE x SIZE and normalised with the\n\
@@ -26,6 +27,10 @@ use crate::weights;
                   relative to DATA."
 )]
 pub struct EmbedArgs {
+    /// Read flags from a TOML file (keys are the long flag names, `batch_size = 64`); the command line overrides it.
+    #[arg(long, value_name = "FILE.toml")]
+    #[allow(dead_code)] // expanded into flags before parsing (config_file.rs)
+    pub config: Option<std::path::PathBuf>,
     /// Backbone architecture: resnet18, resnet34 or resnet50.
     #[arg(long, value_parser = parse_arch)]
     pub arch: Arch,

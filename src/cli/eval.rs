@@ -19,6 +19,7 @@ use crate::weights::write_atomic;
 
 #[derive(Args, Debug)]
 #[command(
+    args_override_self = true,
     about = "Evaluate a fine-tuned model on a split of a data set (accuracy, balanced accuracy, AUC, F1, kappa, ...)",
     after_help = "Examples:\n  fgssl eval --weights runs/ft --data ~/data/ISIC2018\n  \
                   fgssl eval --weights ft.safetensors --data ~/data/aptos --split val --json val.json\n\n\
@@ -29,6 +30,10 @@ use crate::weights::write_atomic;
                   melanoma and seborrheic keratosis AUCs and their mean."
 )]
 pub struct EvalArgs {
+    /// Read flags from a TOML file (keys are the long flag names, `batch_size = 64`); the command line overrides it.
+    #[arg(long, value_name = "FILE.toml")]
+    #[allow(dead_code)] // expanded into flags before parsing (config_file.rs)
+    pub config: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub model: ModelFileArgs,
     #[command(flatten)]

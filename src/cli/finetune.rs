@@ -7,9 +7,11 @@
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
+use super::checkpoints::{BestMetric, CheckpointPolicy};
 use super::metrics_log::MetricsLog;
-use super::run_dir::{load_resume, log_line, say, write_export, RunConfig, RunDir, RunObserver};
-use super::training_args::{build_model, merge, model_metadata, DataArgs, ModelArgs, OptimArgs, RunArgs};
+use super::progress::{interrupt_requested, INTERRUPTED_EXIT_CODE};
+use super::run_dir::{load_resume, log_line, say, write_export, RunConfig, RunDir, RunObserver, Validate};
+use super::training_args::{build_model, explain_out_of_memory, merge, model_metadata, DataArgs, ModelArgs, OptimArgs, RunArgs};
 use super::{select_backend, CliError, CliResult, Selected};
 use crate::augment::{self, FinetuneViewConfig, Grids, ImageBatch, Jigsaw, Policy};
 use crate::backend::Backend;
@@ -21,7 +23,7 @@ use crate::metrics::{softmax_rows, Report};
 use crate::model::fgssl::Fgssl;
 use crate::model::{HostState, State};
 use crate::training::checkpoint::Progress;
-use crate::training::epochs::{finetune, predict, FinetuneConfig, LoopConfig};
+use crate::training::epochs::{epoch_batches, finetune, predict, FinetuneConfig, LoopConfig, LoopEnd};
 use crate::training::finetune::FinetuneMode;
 use crate::training::probe::LinearProbe;
 use crate::training::ssl::BnStats;
@@ -39,6 +41,7 @@ pub enum Schedule {
 
 #[derive(Args, Debug)]
 #[command(
+    args_override_self = true,
     about = "Fine-tune an FG-SSL model with a fraction of the labels and evaluate it",
     after_help = "Example:\n  fgssl finetune --data synth --arch resnet18 --init ssl.safetensors --size 64 --resize 72 \\\n    \
                   --grids 8,4,2 --label-fraction 0.1 --epochs 10 --batch-size 16 --out runs/ft\n\n\
@@ -48,7 +51,11 @@ pub enum Schedule {
                   the concat head alone is reported too.\n\
                   --init takes a pretraining run folder (runs/ssl), its export or checkpoint, or torchvision weights.\n\
                   RUN_DIR gets config.json, splits.json, metrics.jsonl/.csv (with the eval metrics), train.log,\n\
-                  checkpoints/last.safetensors and export/{backbone,model}.safetensors + metadata.json."
+                  checkpoints/last.safetensors, checkpoints/best.safetensors (by --best-metric: the validation split's\n\
+                  balanced accuracy after each epoch when there is one), checkpoints/epoch-NNNN.safetensors\n\
+                  (--keep-checkpoints N) and export/{backbone,model}.safetensors + metadata.json (from the final weights).\n\
+                  Flags can come from a TOML file (--config ft.toml; the command line wins). Ctrl-C saves a resumable\n\
+                  checkpoint at the next iteration and exits with code 130."
 )]
 pub struct FinetuneArgs {
     #[command(flatten)]
@@ -81,12 +88,15 @@ pub struct FinetuneArgs {
 }
 
 pub fn run(args: FinetuneArgs) -> CliResult {
+    args.run.start()?;
     let run = RunDir::create(&args.run.out, args.run.resume.is_some(), args.run.overwrite)?;
+    let batch_size = args.optim.batch_size;
     let result = match select_backend(args.optim.device) {
         Ok(Selected::Cpu(b)) => run_on(&b, &run, args),
         Ok(Selected::Cuda(b)) => run_on(b.as_ref(), &run, args),
         Err(e) => Err(e),
-    };
+    }
+    .map_err(|e| explain_out_of_memory(e, batch_size));
     if let Err(e) = &result {
         log_line(&format!("error: {}", e.message));
     }
@@ -115,6 +125,11 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
     let grids = args.grids.unwrap_or_else(|| DataArgs::default_grids(&ds));
     grids.check(args.size)?;
     let train = label_subset(&ds, &splits.train, args.label_fraction, args.optim.seed)?;
+    let default_best = if splits.val.is_empty() { BestMetric::Loss } else { BestMetric::ValBalancedAccuracy };
+    let best = args.run.best_metric.unwrap_or(default_best);
+    if best.needs_validation() && splits.val.is_empty() {
+        return Err(Error::Invalid(format!("--best-metric {}: this data set has no validation split; use loss or none", best.name())).into());
+    }
     let config = RunConfig {
         training: merge(&[
             json!({"command": "finetune", "schedule": format!("{:?}", args.schedule).to_lowercase(), "label_fraction": args.label_fraction,
@@ -124,12 +139,17 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
             args.model.training_config(),
             args.optim.training_config(),
         ]),
-        run: json!({"epochs": args.optim.epochs, "device": args.optim.device.to_string(), "init": args.model.init,
-                    "cache_dir": args.data.cache_dir, "out": args.run.out, "labelled_train_images": train.len()}),
+        run: merge(&[
+            json!({"epochs": args.optim.epochs, "device": args.optim.device.to_string(), "init": args.model.init,
+                   "cache_dir": args.data.cache_dir, "labelled_train_images": train.len()}),
+            args.run.run_config(best),
+        ]),
     };
     let resume_from = match &args.run.resume {
         Some(_) if args.schedule == Schedule::LinearProbe => {
-            return Err(CliError::from(Error::Invalid("--resume: linear-probe runs write no checkpoints (they are short); run them again".into())))
+            return Err(CliError::from(Error::Invalid(
+                "--resume: linear-probe runs are not resumed (they are short, and their checkpoints hold weights only); run them again".into(),
+            )))
         }
         Some(r) => run.resume_from(r)?,
         None => None,
@@ -155,8 +175,34 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
     let cfg = LoopConfig { epochs: args.optim.epochs, batch: args.optim.batch_size, schedule: args.optim.schedule()?, seed: args.optim.seed, start };
     let metadata = model_metadata(&model, "finetune", grids, args.size, args.resize, &ds.class_names);
     let stage = if args.schedule == Schedule::LinearProbe { "linear-probe" } else { "finetune" };
-    let log = MetricsLog::open(&run.metrics_jsonl(), &run.metrics_csv(), stage, resumed.as_ref().map(|_| start.epoch))?;
-    let mut obs = RunObserver { log, run, reg: &reg, config: &config, metadata: metadata.clone(), saved: resumed.as_ref().map(|_| start) };
+    let log = MetricsLog::open(&run.metrics_jsonl(), &run.metrics_csv(), stage, resumed.as_ref().map(|_| start))?;
+    // The validation split scores every epoch when the best checkpoint is chosen by it (not for the probe, whose
+    // backbone never changes).
+    let val_cache = match best.needs_validation() {
+        true => Some(args.data.cache(&ds, &splits.val, "val", args.resize, &run.root)?),
+        false => None,
+    };
+    let val_truth: Vec<usize> = labels_of(&ds, &splits.val).iter().map(|&l| l as usize).collect();
+    let is_aptos = ds.format == DatasetKind::Aptos2019.name();
+    let validate = val_cache.as_ref().filter(|_| args.schedule != Schedule::LinearProbe).map(|c| {
+        let (model, truth, names) = (&model, &val_truth, &ds.class_names);
+        Box::new(move |b: &B, st: &mut State<B>| -> Result<serde_json::Value> {
+            let (logits, _) = predict(b, model, st, c, args.size, 64)?;
+            Ok(Report::new(truth, &softmax_rows(&logits, k), k, names, is_aptos)?.to_json())
+        }) as Validate<'_, B>
+    });
+    let per_epoch = epoch_batches(cache.len(), cfg.batch, cfg.seed, 0, 2).len();
+    let mut obs = RunObserver {
+        log,
+        run,
+        reg: &reg,
+        config: &config,
+        metadata: metadata.clone(),
+        saved: resumed.as_ref().map(|_| start),
+        checkpoints: CheckpointPolicy::new(&run.checkpoints(), best, args.run.keep_checkpoints, resumed.as_ref().map(|_| start.epoch))?,
+        progress: args.run.progress(per_epoch, cfg.epochs, start.iteration),
+        validate,
+    };
 
     let evaluator = match args.schedule {
         Schedule::Progressive | Schedule::Plain => {
@@ -185,22 +231,73 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
                 opt.kind.name(),
                 args.optim.lr
             );
-            finetune(b, &model, &mut st, &mut opt, &cache, &labels, &cfg, &ft, &mut obs).map_err(|e| obs.explain(e))?;
+            let end = finetune(b, &model, &mut st, &mut opt, &cache, &labels, &cfg, &ft, &mut obs).map_err(|e| obs.explain(e))?;
+            if let LoopEnd::Stopped(at) = end {
+                return Err(obs.interrupted(at));
+            }
+            obs.progress.finish();
             Evaluator::Heads
         }
         Schedule::LinearProbe => {
+            // The probe trains on features in memory, epochs in milliseconds: it reports per epoch, without a bar.
+            obs.progress.finish();
             let probe = LinearProbe::new(model.cfg.arch.feature_dim(), k);
             let features = pooled_features(b, &model, &mut st, &cache, args.size)?;
             let mut probe_st = State::upload(b, &probe.registry, &HostState::init(&probe.registry, args.optim.seed))?;
             let mut opt = args.optim.optimizer();
-            let losses = probe.train(b, &mut probe_st, &mut opt, &cfg.schedule, &features, &labels, cfg.epochs, cfg.batch, cfg.seed)?;
-            for (epoch, &loss) in losses.iter().enumerate() {
+            // The validation features are computed once too (the backbone is frozen) when they pick the best epoch.
+            let val_features = match &val_cache {
+                Some(c) => Some(pooled_features(b, &model, &mut st, c, args.size)?),
+                None => None,
+            };
+            // Each epoch's checkpoint: the frozen model plus the probe as `fc` (weights only: a probe run is rerun,
+            // not resumed), kept, pruned and picked as best like the other schedules' checkpoints.
+            let frozen = reg.state_dict(&st.download(b)?);
+            let last = run.last_checkpoint();
+            let mut on_epoch = |epoch: usize, loss: f32, pst: &State<B>| -> Result<()> {
+                if interrupt_requested() {
+                    return Err(Error::Invalid(format!("interrupted after {epoch} epochs of the linear probe")));
+                }
                 obs.log.probe_epoch(epoch, cfg.schedule.lr(epoch), loss)?;
-            }
-            if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
-                let e = Error::Invalid(format!("the linear probe's cross-entropy loss is {} in epoch {}: training stopped", losses[bad], bad + 1));
-                return Err(e.into());
-            }
+                if !loss.is_finite() {
+                    let keep =
+                        if epoch > 0 { format!("; the last good checkpoint (after epoch {epoch}) is {}", last.display()) } else { String::new() };
+                    return Err(Error::Invalid(format!(
+                        "the linear probe's cross-entropy loss is {loss} in epoch {}: training stopped{keep}",
+                        epoch + 1
+                    )));
+                }
+                let mut tensors = frozen.clone();
+                tensors.extend(probe.registry.state_dict(&pst.download(b)?));
+                let mut meta = metadata.clone();
+                meta.insert("linear_probe_epochs_done".into(), (epoch + 1).to_string());
+                crate::weights::write_safetensors(&last, &tensors, &meta)?;
+                let score = match (best, &val_features) {
+                    (BestMetric::Loss, _) => Some(loss as f64),
+                    (BestMetric::ValAccuracy | BestMetric::ValBalancedAccuracy, Some(vf)) => {
+                        let logits = probe.logits(b, &pst.params, vf)?;
+                        let report = Report::new(&val_truth, &softmax_rows(&logits, k), k, &ds.class_names, is_aptos)?;
+                        say!(
+                            "val after epoch {:>3}: accuracy {:.4}, balanced accuracy {:.4}",
+                            epoch + 1,
+                            report.accuracy,
+                            report.balanced_accuracy.value
+                        );
+                        obs.log.eval_after_epoch("val", epoch, report.to_json())?;
+                        Some(if best == BestMetric::ValAccuracy { report.accuracy } else { report.balanced_accuracy.value })
+                    }
+                    _ => None,
+                };
+                obs.checkpoints.after_epoch(&last, epoch + 1, score)?;
+                Ok(())
+            };
+            let losses = probe
+                .train_observed(b, &mut probe_st, &mut opt, &cfg.schedule, &features, &labels, cfg.epochs, cfg.batch, cfg.seed, &mut on_epoch)
+                .map_err(|e| match interrupt_requested() {
+                    // Not resumable (see --resume above): say so instead of offering a command.
+                    true => CliError { code: INTERRUPTED_EXIT_CODE, message: format!("{e}: linear-probe runs are not resumed; run it again") },
+                    false => CliError::from(e),
+                })?;
             say!("linear probe: {} epochs on {} frozen features, loss {:.4} -> {:.4}", cfg.epochs, cache.len(), losses[0], losses[losses.len() - 1]);
             Evaluator::Probe(Box::new((probe, probe_st)))
         }

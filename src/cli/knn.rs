@@ -28,6 +28,7 @@ pub enum VoteKind {
 
 #[derive(Args, Debug)]
 #[command(
+    args_override_self = true,
     about = "k-NN top-1 accuracy of frozen backbone features (train split = reference, val and test = queries)",
     after_help = "Examples:\n  fgssl knn --weights runs/ssl --data ~/data/ISIC2018\n  \
                   fgssl knn --weights resnet50.safetensors --data data/synth --k 10 --vote majority\n\n\
@@ -37,6 +38,10 @@ pub enum VoteKind {
                   one vote each with --vote majority. Ties: the lower class index wins. Splits follow `fgssl finetune`."
 )]
 pub struct KnnArgs {
+    /// Read flags from a TOML file (keys are the long flag names, `batch_size = 64`); the command line overrides it.
+    #[arg(long, value_name = "FILE.toml")]
+    #[allow(dead_code)] // expanded into flags before parsing (config_file.rs)
+    pub config: Option<std::path::PathBuf>,
     /// Weights with a ResNet backbone (fgssl pretrain/finetune output or its run folder, or torchvision names).
     #[arg(long)]
     pub weights: PathBuf,

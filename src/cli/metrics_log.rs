@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 
 use super::run_dir::say;
 use crate::error::{Error, Result};
+use crate::training::checkpoint::Progress;
 use crate::training::epochs::IterationLog;
+use crate::training::ssl::SslStepLog;
 use crate::weights::write_atomic;
 
 const STEPS: usize = 4;
@@ -86,14 +88,22 @@ fn append(path: &Path) -> Result<File> {
 }
 
 impl MetricsLog {
-    /// Opens the two files of a run folder. A new run (`keep_before` None) starts them empty; a resumed one keeps
-    /// the iteration and epoch events of the epochs before `keep_before` and drops the rest.
-    pub fn open(jsonl: &Path, csv: &Path, stage: &'static str, keep_before: Option<usize>) -> Result<Self> {
-        let kept: Vec<Value> = match keep_before {
+    /// Opens the two files of a run folder. A new run (`resumed_at` None) starts them empty; a resumed one keeps
+    /// the events before its progress (iterations before its iteration, epochs and per-epoch validations before its
+    /// epoch) and drops the rest; the kept iterations of a half-done epoch count towards that epoch's means.
+    pub fn open(jsonl: &Path, csv: &Path, stage: &'static str, resumed_at: Option<Progress>) -> Result<Self> {
+        let before = |e: &Value, key: &str, limit: usize| e[key].as_u64().is_some_and(|x| (x as usize) < limit);
+        let kept: Vec<Value> = match resumed_at {
             None => Vec::new(),
-            Some(epoch) => read_events(jsonl)?
+            Some(at) => read_events(jsonl)?
                 .into_iter()
-                .filter(|e| matches!(e["kind"].as_str(), Some("iteration" | "epoch")) && e["epoch"].as_u64().is_some_and(|x| (x as usize) < epoch))
+                .filter(|e| match e["kind"].as_str() {
+                    Some("iteration") => before(e, "iteration", at.iteration),
+                    Some("epoch") => before(e, "epoch", at.epoch),
+                    // Per-epoch validations carry their epoch; the final evaluations do not and are redone.
+                    Some("eval") => before(e, "epoch", at.epoch),
+                    _ => false,
+                })
                 .collect(),
         };
         let mut text = String::new();
@@ -104,19 +114,44 @@ impl MetricsLog {
         }
         write_atomic(jsonl, text.as_bytes())?;
         write_atomic(csv, table.as_bytes())?;
-        Ok(MetricsLog { jsonl: (jsonl.to_path_buf(), append(jsonl)?), csv: (csv.to_path_buf(), append(csv)?), stage, sums: EpochSums::default() })
-    }
-
-    /// Appends one event to both files.
-    pub fn write(&mut self, event: &Value) -> Result<()> {
-        writeln!(self.jsonl.1, "{event}").map_err(|e| Error::io(&self.jsonl.0, e))?;
-        for row in csv_rows(event) {
-            writeln!(self.csv.1, "{row}").map_err(|e| Error::io(&self.csv.0, e))?;
+        let mut log =
+            MetricsLog { jsonl: (jsonl.to_path_buf(), append(jsonl)?), csv: (csv.to_path_buf(), append(csv)?), stage, sums: EpochSums::default() };
+        if let Some(at) = resumed_at.filter(|at| at.batch > 0) {
+            kept.iter().filter(|e| e["kind"] == "iteration" && e["epoch"].as_u64() == Some(at.epoch as u64)).for_each(|e| log.add_to_sums(e));
         }
-        Ok(())
+        Ok(log)
     }
 
-    pub fn iteration(&mut self, it: &IterationLog) -> Result<()> {
+    /// Adds a logged iteration event (of a run stopped mid-epoch) to the epoch's sums.
+    fn add_to_sums(&mut self, e: &Value) {
+        let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+        let steps: Vec<SslStepLog> = e["steps"]
+            .as_array()
+            .map(|steps| {
+                steps
+                    .iter()
+                    .map(|s| SslStepLog {
+                        loss: f(&s["loss"]) as f32,
+                        on_diag: f(&s["on_diag"]) as f32,
+                        off_diag: f(&s["off_diag"]) as f32,
+                        collapse_std: f(&s["std_of_l2_normalized"]) as f32,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let count = |k: &str| e[k].as_u64().unwrap_or(0) as usize;
+        let it = IterationLog {
+            epoch: count("epoch"),
+            iteration: count("iteration"),
+            lr: f(&e["lr"]) as f32,
+            images: count("images"),
+            seconds: f(&e["seconds"]),
+            steps,
+        };
+        self.accumulate(&it);
+    }
+
+    fn accumulate(&mut self, it: &IterationLog) {
         let s = &mut self.sums;
         if s.epoch != Some(it.epoch) {
             *s = EpochSums { epoch: Some(it.epoch), ..EpochSums::default() };
@@ -131,6 +166,19 @@ impl MetricsLog {
         s.images += it.images;
         s.seconds += it.seconds;
         s.lr = it.lr;
+    }
+
+    /// Appends one event to both files.
+    pub fn write(&mut self, event: &Value) -> Result<()> {
+        writeln!(self.jsonl.1, "{event}").map_err(|e| Error::io(&self.jsonl.0, e))?;
+        for row in csv_rows(event) {
+            writeln!(self.csv.1, "{row}").map_err(|e| Error::io(&self.csv.0, e))?;
+        }
+        Ok(())
+    }
+
+    pub fn iteration(&mut self, it: &IterationLog) -> Result<()> {
+        self.accumulate(it);
         let steps: Vec<Value> = it
             .steps
             .iter()
@@ -142,10 +190,11 @@ impl MetricsLog {
                            "images": it.images, "seconds": it.seconds, "images_per_s": it.images as f64 / it.seconds.max(1e-9), "steps": steps}))
     }
 
-    /// Writes the `epoch` event of the epoch that just ended and prints it.
-    pub fn end_epoch(&mut self) -> Result<()> {
+    /// Writes the `epoch` event of the epoch that just ended and prints it. Returns the epoch's loss: the sum of the
+    /// step losses (METHOD.md §7), averaged over the epoch's iterations.
+    pub fn end_epoch(&mut self) -> Result<Option<f64>> {
         let s = std::mem::take(&mut self.sums);
-        let Some(epoch) = s.epoch.filter(|_| s.iterations > 0) else { return Ok(()) };
+        let Some(epoch) = s.epoch.filter(|_| s.iterations > 0) else { return Ok(None) };
         let n = s.iterations as f64;
         let means: Vec<[f64; 4]> = s.steps.iter().map(|m| m.map(|v| v / n)).collect();
         let steps: Vec<Value> =
@@ -157,7 +206,12 @@ impl MetricsLog {
         let collapse = means.iter().map(|m| m[3]).sum::<f64>() / means.len().max(1) as f64;
         let monitor = if collapse > 0.0 { format!("  std_of_l2_normalized {collapse:.4}") } else { String::new() };
         say!("epoch {:>3}: step losses [{}]{monitor}  lr {:.3e}  {rate:.1} img/s", epoch + 1, losses.join(", "), s.lr);
-        Ok(())
+        Ok(Some(means.iter().map(|m| m[0]).sum()))
+    }
+
+    /// One `eval` event of a validation pass after epoch `epoch` (0-based, as the other events).
+    pub fn eval_after_epoch(&mut self, split: &str, epoch: usize, metrics: Value) -> Result<()> {
+        self.write(&json!({"kind": "eval", "stage": self.stage, "split": split, "epoch": epoch, "metrics": metrics}))
     }
 
     /// One `eval` event: the metrics of one split.

@@ -3,6 +3,8 @@
 //! Every failure prints `error: <message>` to stderr and exits non-zero (1 for bad input, 2 for usage errors and
 //! for a device that is not available in this build); nothing panics on bad input.
 
+mod checkpoints;
+mod config_file;
 mod dataset;
 mod demo;
 mod embed;
@@ -16,6 +18,7 @@ mod model_file;
 mod plots;
 mod predict;
 mod pretrain;
+mod progress;
 mod run_dir;
 mod selftest;
 mod synth;
@@ -24,7 +27,7 @@ mod training_args;
 use std::fmt;
 use std::str::FromStr;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::Error;
 use crate::model::resnet::{Arch, ResNet};
@@ -154,6 +157,14 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    // `--config FILE.toml` becomes flags placed before the command line's own (which override them).
+    let args = match config_file::expand(args.into_iter().map(Into::into).collect(), &Cli::command()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            return e.code;
+        }
+    };
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -179,6 +190,11 @@ where
     };
     match result {
         Ok(()) => 0,
+        // Ctrl-C is not a failure: the message says where the run stopped and how to continue it.
+        Err(e) if e.code == progress::INTERRUPTED_EXIT_CODE => {
+            eprintln!("{}", e.message);
+            e.code
+        }
         Err(e) => {
             eprintln!("error: {}", e.message);
             e.code

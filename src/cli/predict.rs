@@ -29,6 +29,7 @@ pub enum LayoutChoice {
 
 #[derive(Args, Debug)]
 #[command(
+    args_override_self = true,
     about = "Predict class probabilities for a data set, a folder of images or image files (CSV)",
     after_help = "Examples:\n  fgssl predict --weights runs/ft --data ~/data/ISIC2018 --split test --out preds.csv\n  \
                   fgssl predict --weights ft.safetensors --data photos/ --out preds.csv\n  \
@@ -40,6 +41,10 @@ pub enum LayoutChoice {
                   `index,score_0,...`, generic `id,label,prediction,<class names>` (label empty when unknown)."
 )]
 pub struct PredictArgs {
+    /// Read flags from a TOML file (keys are the long flag names, `batch_size = 64`); the command line overrides it.
+    #[arg(long, value_name = "FILE.toml")]
+    #[allow(dead_code)] // expanded into flags before parsing (config_file.rs)
+    pub config: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub model: ModelFileArgs,
     #[command(flatten)]

@@ -5,28 +5,34 @@
 use clap::Args;
 use serde_json::json;
 
+use super::checkpoints::{BestMetric, CheckpointPolicy};
 use super::metrics_log::{num, MetricsLog};
 use super::run_dir::{load_resume, log_line, say, write_export, RunConfig, RunDir, RunObserver};
-use super::training_args::{build_model, merge, model_metadata, DataArgs, ModelArgs, OptimArgs, RunArgs};
+use super::training_args::{build_model, explain_out_of_memory, merge, model_metadata, DataArgs, ModelArgs, OptimArgs, RunArgs};
 use super::{select_backend, CliResult, Selected};
 use crate::augment::{Grids, Jigsaw, SslViewConfig};
 use crate::backend::Backend;
+use crate::error::Error;
 use crate::model::State;
 use crate::ops::barlow_twins::{BtConfig, BtForm};
 use crate::training::checkpoint::Progress;
-use crate::training::epochs::{pretrain, LoopConfig};
+use crate::training::epochs::{epoch_batches, pretrain, LoopConfig, LoopEnd};
 use crate::training::ssl::{BnStats, SslConfig};
 
 #[derive(Args, Debug)]
 #[command(
+    args_override_self = true,
     about = "FG-SSL pretraining: jigsaw views at three granularities, Barlow Twins loss, four progressive steps per batch",
     after_help = "Example (the synthetic data set, small and fast on a CPU):\n  \
                   fgssl synth --out synth && fgssl pretrain --data synth --arch resnet18 --size 64 --grids 8,4,2 \\\n    \
                   --epochs 5 --batch-size 16 --out runs/ssl\n  \
-                  fgssl pretrain ... --out runs/ssl --resume auto      (continue an interrupted run exactly)\n\n\
+                  fgssl pretrain ... --out runs/ssl --resume auto      (continue an interrupted run exactly)\n  \
+                  fgssl pretrain --config ssl.toml --epochs 20         (flags from a TOML file; the command line wins)\n\n\
                   The SSL views (METHOD.md §5) are made from a decoded u8 cache of the training split at SIZE x SIZE.\n\
                   RUN_DIR gets config.json, splits.json, metrics.jsonl/.csv, train.log, checkpoints/last.safetensors\n\
-                  (after every epoch) and export/{backbone,model}.safetensors + metadata.json (at the end)."
+                  (after every epoch), checkpoints/best.safetensors (lowest epoch loss), checkpoints/epoch-NNNN.safetensors\n\
+                  (--keep-checkpoints N) and export/{backbone,model}.safetensors + metadata.json (at the end).\n\
+                  Ctrl-C saves a resumable checkpoint at the next iteration and exits with code 130."
 )]
 pub struct PretrainArgs {
     #[command(flatten)]
@@ -58,12 +64,15 @@ pub struct PretrainArgs {
 }
 
 pub fn run(args: PretrainArgs) -> CliResult {
+    args.run.start()?;
     let run = RunDir::create(&args.run.out, args.run.resume.is_some(), args.run.overwrite)?;
+    let batch_size = args.optim.batch_size;
     let result = match select_backend(args.optim.device) {
         Ok(Selected::Cpu(b)) => run_on(&b, &run, args),
         Ok(Selected::Cuda(b)) => run_on(b.as_ref(), &run, args),
         Err(e) => Err(e),
-    };
+    }
+    .map_err(|e| explain_out_of_memory(e, batch_size));
     if let Err(e) = &result {
         log_line(&format!("error: {}", e.message));
     }
@@ -75,6 +84,10 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {
     let (ds, splits) = args.data.load()?;
     let grids = args.grids.unwrap_or_else(|| DataArgs::default_grids(&ds));
     grids.check(args.size)?;
+    let best = args.run.best_metric.unwrap_or(BestMetric::Loss);
+    if best.needs_validation() {
+        return Err(Error::Invalid(format!("--best-metric {}: pretraining has no validation pass; use loss or none", best.name())).into());
+    }
     let config = RunConfig {
         training: merge(&[
             json!({"command": "pretrain", "size": args.size, "grids": grids.to_string(), "jigsaw": args.jigsaw.to_string(),
@@ -83,8 +96,10 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {
             args.model.training_config(),
             args.optim.training_config(),
         ]),
-        run: json!({"epochs": args.optim.epochs, "device": args.optim.device.to_string(), "init": args.model.init,
-                    "cache_dir": args.data.cache_dir, "out": args.run.out}),
+        run: merge(&[
+            json!({"epochs": args.optim.epochs, "device": args.optim.device.to_string(), "init": args.model.init, "cache_dir": args.data.cache_dir}),
+            args.run.run_config(best),
+        ]),
     };
     let resume_from = match &args.run.resume {
         Some(r) => run.resume_from(r)?,
@@ -128,9 +143,25 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {
         args.bn_stats
     );
     let metadata = model_metadata(&model, "pretrain", grids, args.size, args.size, &[]);
-    let log = MetricsLog::open(&run.metrics_jsonl(), &run.metrics_csv(), "ssl", resume_from.as_ref().map(|_| start.epoch))?;
-    let mut obs = RunObserver { log, run, reg: &reg, config: &config, metadata: metadata.clone(), saved: resume_from.as_ref().map(|_| start) };
-    pretrain(b, &model, &mut st, &mut opt, &cache, &cfg, &ssl, &views, &mut obs).map_err(|e| obs.explain(e))?;
+    let log = MetricsLog::open(&run.metrics_jsonl(), &run.metrics_csv(), "ssl", resume_from.as_ref().map(|_| start))?;
+    let batch = cfg.batch.min(cache.len());
+    let per_epoch = epoch_batches(cache.len(), batch, cfg.seed, 0, batch).len();
+    let mut obs = RunObserver {
+        log,
+        run,
+        reg: &reg,
+        config: &config,
+        metadata: metadata.clone(),
+        saved: resume_from.as_ref().map(|_| start),
+        checkpoints: CheckpointPolicy::new(&run.checkpoints(), best, args.run.keep_checkpoints, resume_from.as_ref().map(|_| start.epoch))?,
+        progress: args.run.progress(per_epoch, cfg.epochs, start.iteration),
+        validate: None,
+    };
+    let end = pretrain(b, &model, &mut st, &mut opt, &cache, &cfg, &ssl, &views, &mut obs).map_err(|e| obs.explain(e))?;
+    if let LoopEnd::Stopped(at) = end {
+        return Err(obs.interrupted(at));
+    }
+    obs.progress.finish();
     write_export(run, &reg, &st.download(b)?, Vec::new(), &metadata)?;
     super::plots::plot_run(&run.root);
     say!("wrote {} (checkpoints/, export/backbone.safetensors, export/model.safetensors, metrics.jsonl)", run.root.display());

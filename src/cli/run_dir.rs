@@ -5,7 +5,10 @@
 //! RUN_DIR/splits.json                  the train/val/test split (sample ids)
 //! RUN_DIR/metrics.jsonl, metrics.csv   per iteration, per epoch, per evaluated split (metrics_log.rs)
 //! RUN_DIR/train.log                    what the command printed on stderr
-//! RUN_DIR/checkpoints/last.safetensors model + optimizer + progress after the latest epoch (last.prev.* before it)
+//! RUN_DIR/checkpoints/last.safetensors model + optimizer + progress after the latest epoch (last.prev.* before it),
+//!                                      or where Ctrl-C stopped the run (resumes mid-epoch)
+//! RUN_DIR/checkpoints/best.safetensors the epoch with the best --best-metric so far (best.json: metric, value, epoch)
+//! RUN_DIR/checkpoints/epoch-NNNN.*     the last --keep-checkpoints N epochs' checkpoints
 //! RUN_DIR/export/backbone.safetensors  the backbone under torchvision's names, F32, counters I64, no fc
 //! RUN_DIR/export/model.safetensors     every tensor of the model (blocks, projectors, classifiers)
 //! RUN_DIR/export/metadata.json         arch, classes, input size, mean/std, method, F, P, grids, revision
@@ -32,7 +35,10 @@ use crate::training::epochs::{IterationLog, Observer};
 use crate::training::optim::Optimizer;
 use crate::weights::{self, HostTensor};
 
+use super::checkpoints::{BestMetric, CheckpointPolicy};
 use super::metrics_log::MetricsLog;
+use super::progress::{interrupt_requested, ProgressReport, INTERRUPTED_EXIT_CODE};
+use super::CliError;
 
 /// `train.log` of the running command, when there is one.
 static TEE: Mutex<Option<std::fs::File>> = Mutex::new(None);
@@ -46,11 +52,11 @@ pub fn log_line(line: &str) {
     }
 }
 
-/// `eprintln!` that also appends the line to the run's `train.log`.
+/// `eprintln!` (above the progress bar; nothing with `--quiet`) that also appends the line to the run's `train.log`.
 macro_rules! say {
     ($($arg:tt)*) => {{
         let line = format!($($arg)*);
-        eprintln!("{line}");
+        $crate::cli::progress::print_line(&line);
         $crate::cli::run_dir::log_line(&line);
     }};
 }
@@ -189,7 +195,8 @@ pub fn load_resume(path: Option<&Path>, reg: &Registry, config: &RunConfig, epoc
     let (host, state) = checkpoint::load(path, reg)?;
     config.check_resume(path, &state)?;
     let p = state.progress;
-    say!("resume {}: {} of {epochs} epochs done, continuing at iteration {}", path.display(), p.epoch, p.iteration);
+    let partial = if p.batch > 0 { format!(" and {} batches of epoch {}", p.batch, p.epoch + 1) } else { String::new() };
+    say!("resume {}: {} of {epochs} epochs{partial} done, continuing at iteration {}", path.display(), p.epoch, p.iteration);
     if p.epoch >= epochs {
         say!("resume: the checkpoint is already at the last epoch; writing the export only (raise --epochs to train on)");
     }
@@ -202,8 +209,14 @@ fn git_revision() -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// Logs every iteration and epoch to the run's metrics and writes `checkpoints/last.safetensors` after every epoch.
-pub struct RunObserver<'a> {
+/// Scores the model after an epoch for a validation-based `--best-metric`: the validation split's metrics as JSON
+/// (`accuracy`, `balanced_accuracy`, ... as `metrics::Report::to_json` writes them).
+pub type Validate<'a, B> = Box<dyn FnMut(&B, &mut State<B>) -> Result<Value> + 'a>;
+
+/// Logs every iteration and epoch to the run's metrics, shows progress, writes `checkpoints/last.safetensors` after
+/// every epoch (and the best and per-epoch copies the policy asks for), and saves a resumable checkpoint when the
+/// run is interrupted (Ctrl-C).
+pub struct RunObserver<'a, B: Backend> {
     pub log: MetricsLog,
     pub run: &'a RunDir,
     pub reg: &'a Registry,
@@ -211,35 +224,123 @@ pub struct RunObserver<'a> {
     pub metadata: BTreeMap<String, String>,
     /// The progress of the latest checkpoint written.
     pub saved: Option<Progress>,
+    pub checkpoints: CheckpointPolicy,
+    pub progress: ProgressReport,
+    /// For a validation-based best metric: the validation pass after each epoch.
+    pub validate: Option<Validate<'a, B>>,
 }
 
-impl<B: Backend> Observer<B> for RunObserver<'_> {
-    fn iteration(&mut self, it: &IterationLog) -> Result<()> {
-        self.log.iteration(it)
-    }
-
-    fn epoch_end(&mut self, b: &B, st: &State<B>, opt: &Optimizer, next: Progress) -> Result<()> {
-        self.log.end_epoch()?;
+impl<B: Backend> RunObserver<'_, B> {
+    fn save(&mut self, b: &B, st: &State<B>, opt: &Optimizer, at: Progress) -> Result<()> {
         let host = st.download(b)?;
         let state = TrainingState {
-            progress: next,
+            progress: at,
             optimizer: opt.state_to_host(b, &st.params)?,
             config_hash: self.config.hash(),
             config: self.config.training.clone(),
         };
         checkpoint::save(&self.run.last_checkpoint(), self.reg, &host, &state, &self.metadata)?;
-        self.saved = Some(next);
+        self.saved = Some(at);
         Ok(())
+    }
+
+    /// The score of the epoch that just ended, by the best metric (`loss` is the epoch's training loss).
+    fn score(&mut self, b: &B, st: &mut State<B>, epoch: usize, loss: Option<f64>) -> Result<Option<f64>> {
+        let metric = self.checkpoints.best;
+        if !metric.needs_validation() {
+            return Ok(if metric == BestMetric::Loss { loss } else { None });
+        }
+        let Some(validate) = self.validate.as_mut() else { return Ok(None) };
+        let metrics = validate(b, st)?;
+        let (acc, bal) = (metrics["accuracy"].as_f64(), metrics["balanced_accuracy"].as_f64());
+        say!("val after epoch {:>3}: accuracy {:.4}, balanced accuracy {:.4}", epoch + 1, acc.unwrap_or(f64::NAN), bal.unwrap_or(f64::NAN));
+        self.log.eval_after_epoch("val", epoch, metrics)?;
+        Ok(if metric == BestMetric::ValAccuracy { acc } else { bal })
     }
 }
 
-impl RunObserver<'_> {
+impl<B: Backend> Observer<B> for RunObserver<'_, B> {
+    fn iteration(&mut self, it: &IterationLog) -> Result<()> {
+        self.log.iteration(it)?;
+        self.progress.iteration(it);
+        Ok(())
+    }
+
+    fn epoch_end(&mut self, b: &B, st: &mut State<B>, opt: &Optimizer, next: Progress) -> Result<()> {
+        let loss = self.log.end_epoch()?;
+        let score = self.score(b, st, next.epoch - 1, loss)?;
+        self.save(b, st, opt, next)?;
+        if self.checkpoints.after_epoch(&self.run.last_checkpoint(), next.epoch, score)? {
+            log_line(&format!(
+                "best {} so far ({:.6}): checkpoints/best.safetensors is epoch {}",
+                self.checkpoints.best.name(),
+                score.unwrap_or(f64::NAN),
+                next.epoch
+            ));
+        }
+        Ok(())
+    }
+
+    fn stop_requested(&self) -> bool {
+        interrupt_requested()
+    }
+
+    fn stopped(&mut self, b: &B, st: &State<B>, opt: &Optimizer, at: Progress) -> Result<()> {
+        self.progress.finish();
+        self.save(b, st, opt, at)
+    }
+}
+
+impl<B: Backend> RunObserver<'_, B> {
     /// Appends, to a training error, where the last good checkpoint is.
-    pub fn explain(&self, e: Error) -> Error {
+    pub fn explain(&mut self, e: Error) -> Error {
+        self.progress.finish();
         match self.saved {
             Some(p) => Error::Invalid(format!("{e}\nthe last good checkpoint (after epoch {}) is {}", p.epoch, self.run.last_checkpoint().display())),
             None => e,
         }
+    }
+
+    /// The error a run stopped by Ctrl-C ends with: where it stopped and the command that continues it.
+    pub fn interrupted(&mut self, at: Progress) -> CliError {
+        self.progress.finish();
+        CliError {
+            code: INTERRUPTED_EXIT_CODE,
+            message: format!(
+                "interrupted: saved a resumable checkpoint {} ({} epochs and {} batches of the next done, iteration {}); continue with:\n  {}",
+                self.run.last_checkpoint().display(),
+                at.epoch,
+                at.batch,
+                at.iteration,
+                resume_command()
+            ),
+        }
+    }
+}
+
+/// The command line of this process with `--resume auto` instead of any `--resume`/`--overwrite`.
+fn resume_command() -> String {
+    let mut words = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--resume" => {
+                args.next();
+            }
+            "--overwrite" => {}
+            _ if a.starts_with("--resume=") => {}
+            _ => words.push(shell_word(&a)),
+        }
+    }
+    format!("fgssl {} --resume auto", words.join(" "))
+}
+
+/// `word` quoted for a POSIX shell when it needs to be.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 

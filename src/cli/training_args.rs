@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::{json, Value};
 
+use super::checkpoints::BestMetric;
 use super::dataset::SourceArgs;
 use super::metrics_log::num;
+use super::progress::{catch_interrupts, set_quiet, ProgressReport};
 use super::run_dir::{say, Resume};
 use super::{is_backbone_key, CliError, CliResult, Device};
 use crate::augment::Grids;
@@ -188,6 +190,59 @@ pub struct RunArgs {
     /// Start afresh in a RUN_DIR that already holds a run, replacing its files.
     #[arg(long)]
     pub overwrite: bool,
+    /// Read flags from a TOML file: keys are the long flag names (`batch_size = 16`, `grids = [8, 4, 2]`,
+    /// `overwrite = true`); flags given on the command line override the file's.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// What checkpoints/best.safetensors is best by: loss (lowest epoch loss), val-accuracy, val-balanced-accuracy
+    /// or none [default: pretrain: loss; finetune: val-balanced-accuracy when there is a validation split, else loss].
+    #[arg(long, value_name = "METRIC")]
+    pub best_metric: Option<BestMetric>,
+    /// Also keep the last N epochs' checkpoints as checkpoints/epoch-NNNN.safetensors (0: only last and best).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_checkpoints: usize,
+    /// No progress bar, progress lines or other notes on stderr (errors still print; train.log gets everything).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Seconds between the plain progress lines written to train.log (and to stderr when it is not a terminal).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub log_interval: f64,
+}
+
+impl RunArgs {
+    /// The settings of this group that config.json records (free to change on resume).
+    pub fn run_config(&self, best: BestMetric) -> Value {
+        json!({"out": self.out, "config_file": self.config, "best_metric": best.name(), "keep_checkpoints": self.keep_checkpoints,
+               "quiet": self.quiet, "log_interval": self.log_interval})
+    }
+
+    /// Applies `--quiet` and catches Ctrl-C; checks the numbers clap cannot.
+    pub fn start(&self) -> Result<()> {
+        if !(self.log_interval.is_finite() && self.log_interval >= 0.0) {
+            return Err(Error::Invalid(format!("--log-interval {}: expected a number of seconds >= 0", self.log_interval)));
+        }
+        set_quiet(self.quiet);
+        catch_interrupts();
+        Ok(())
+    }
+
+    /// The progress report of a loop of `per_epoch` iterations per epoch, `epochs` epochs, starting at `first`.
+    pub fn progress(&self, per_epoch: usize, epochs: usize, first: usize) -> ProgressReport {
+        ProgressReport::new(per_epoch * epochs, first, epochs, std::time::Duration::from_secs_f64(self.log_interval))
+    }
+}
+
+/// A failed CUDA allocation, told in the terms of the command: the batch size tried and a smaller one to try.
+pub fn explain_out_of_memory(e: CliError, batch_size: usize) -> CliError {
+    let oom = e.message.contains("backend cuda") && ["cannot allocate", "OUT_OF_MEMORY", "out of memory"].iter().any(|s| e.message.contains(s));
+    if !oom {
+        return e;
+    }
+    let smaller = (batch_size / 2).max(1);
+    CliError {
+        code: e.code,
+        message: format!("out of GPU memory with --batch-size {batch_size}: try --batch-size {smaller} (or a smaller --size)\n({})", e.message),
+    }
 }
 
 impl OptimArgs {
@@ -248,4 +303,33 @@ pub fn model_metadata(model: &Fgssl, stage: &str, grids: Grids, size: usize, res
         m.insert("class_names".into(), serde_json::to_string(classes).unwrap_or_default());
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_cuda_allocation_names_the_batch_size_and_a_smaller_one() {
+        // What the CUDA pool returns when cuMemAlloc fails twice (src/backend/cuda/pool.rs).
+        let pool = Error::Backend {
+            backend: "cuda".into(),
+            reason: "cannot allocate 6422528 f32 (8388608 with rounding): DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
+        };
+        let e = explain_out_of_memory(CliError::from(pool), 64);
+        assert_eq!(e.code, 1);
+        assert!(e.message.starts_with("out of GPU memory with --batch-size 64: try --batch-size 32"), "{}", e.message);
+        assert!(e.message.contains("cannot allocate 6422528 f32"), "the driver's reason is kept: {}", e.message);
+        let e = explain_out_of_memory(CliError::from(pool_error_after_training()), 1);
+        assert!(e.message.contains("--batch-size 1: try --batch-size 1"), "{}", e.message);
+        // Anything else passes unchanged.
+        let other = explain_out_of_memory(CliError::from(Error::Invalid("cannot allocate a name".into())), 64);
+        assert_eq!(other.message, "cannot allocate a name");
+    }
+
+    /// The pool's error after the observer added where the last checkpoint is (`RunObserver::explain`).
+    fn pool_error_after_training() -> Error {
+        let pool = Error::Backend { backend: "cuda".into(), reason: "cannot allocate 8 f32 (8 with rounding): DriverError".into() };
+        Error::Invalid(format!("{pool}\nthe last good checkpoint (after epoch 3) is runs/x/checkpoints/last.safetensors"))
+    }
 }

@@ -28,11 +28,13 @@ pub const OPTIMIZER_PREFIX: &str = "optimizer.";
 /// `__metadata__` key holding [`Progress`], the config hash and the config as JSON.
 pub const PROGRESS_KEY: &str = "fgssl.checkpoint";
 
-/// Where a run stands: the next epoch to run and the iteration number it starts with (both 0-based).
+/// Where a run stands: the next epoch to run and the iteration number it starts with (both 0-based), and how many
+/// of that epoch's batches are already done (non-zero only for a run stopped mid-epoch, e.g. by Ctrl-C).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
     pub epoch: usize,
     pub iteration: usize,
+    pub batch: usize,
 }
 
 /// What a checkpoint holds besides the model.
@@ -92,6 +94,7 @@ pub fn save(path: &Path, reg: &Registry, host: &HostState, state: &TrainingState
     let progress = json!({
         "epoch": state.progress.epoch,
         "iteration": state.progress.iteration,
+        "batch": state.progress.batch,
         "optimizer": state.optimizer.kind,
         "config_hash": state.config_hash,
         "config": state.config,
@@ -148,7 +151,8 @@ pub fn load(path: &Path, reg: &Registry) -> Result<(HostState, TrainingState)> {
     let text = sd.metadata.get(PROGRESS_KEY).ok_or_else(|| bad("not an fgssl training checkpoint (no training state in its metadata)".into()))?;
     let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("unreadable training state: {e}")))?;
     let count = |k: &str| v[k].as_u64().map(|n| n as usize).ok_or_else(|| bad(format!("training state lacks '{k}'")));
-    let progress = Progress { epoch: count("epoch")?, iteration: count("iteration")? };
+    // `batch` is absent from checkpoints written before mid-epoch stops existed: they were all at epoch boundaries.
+    let progress = Progress { epoch: count("epoch")?, iteration: count("iteration")?, batch: v["batch"].as_u64().unwrap_or(0) as usize };
     let optimizer = OptimizerState {
         kind: v["optimizer"].as_str().unwrap_or_default().to_string(),
         momentum: floats(&sd, &format!("{OPTIMIZER_PREFIX}momentum"))?.ok_or_else(|| bad("optimizer momentum missing".into()))?,

@@ -8,9 +8,12 @@
 //! statistics); fine-tuning keeps it when it holds at least two images.
 //!
 //! Because of that keying, a loop can start at any epoch boundary ([`LoopConfig::start`]) and compute exactly what
-//! an uninterrupted run computes from there on: resuming needs the weights, the optimizer state and the two
-//! counters of [`Progress`], nothing else. A step whose loss is not finite stops the loop with an error naming the
-//! epoch, the iteration, the step and the loss.
+//! an uninterrupted run computes from there on: resuming needs the weights, the optimizer state and the counters
+//! of [`Progress`], nothing else. The same holds mid-epoch: the epoch's order is a function of the seed, so a loop
+//! started with `start.batch = k` skips the epoch's first k batches. Before every iteration the loop asks its
+//! observer whether to stop ([`Observer::stop_requested`], Ctrl-C); if so it hands the observer the progress to
+//! save ([`Observer::stopped`]) and returns [`LoopEnd::Stopped`]. A step whose loss is not finite stops the loop
+//! with an error naming the epoch, the iteration, the step and the loss.
 
 use std::time::Instant;
 
@@ -71,10 +74,28 @@ pub struct LoopConfig {
 pub trait Observer<B: Backend> {
     /// After every iteration; an error stops the run.
     fn iteration(&mut self, it: &IterationLog) -> Result<()>;
-    /// After every epoch, with the progress a resumed run would start from (checkpoints are written here).
-    fn epoch_end(&mut self, _b: &B, _st: &State<B>, _opt: &Optimizer, _next: Progress) -> Result<()> {
+    /// After every epoch, with the progress a resumed run would start from (checkpoints are written here). The
+    /// state is mutable so that the observer can run the model (a validation pass).
+    fn epoch_end(&mut self, _b: &B, _st: &mut State<B>, _opt: &Optimizer, _next: Progress) -> Result<()> {
         Ok(())
     }
+    /// Polled before every iteration: `true` stops the loop at this iteration boundary.
+    fn stop_requested(&self) -> bool {
+        false
+    }
+    /// Called once when the loop stops on request, with the progress a resumed run starts from (save it here).
+    fn stopped(&mut self, _b: &B, _st: &State<B>, _opt: &Optimizer, _at: Progress) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How a loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopEnd {
+    /// Every epoch ran.
+    Finished,
+    /// The observer asked to stop; a resumed run starts at this progress.
+    Stopped(Progress),
 }
 
 /// A closure is an observer of iterations only.
@@ -113,7 +134,25 @@ fn head_name(step: usize) -> String {
     }
 }
 
+/// Asks the observer whether to stop before the iteration at `at`; if so, lets it save and says where the run stopped.
+fn stop_if_requested<B: Backend>(b: &B, st: &State<B>, opt: &Optimizer, obs: &mut impl Observer<B>, at: Progress) -> Result<Option<LoopEnd>> {
+    if !obs.stop_requested() {
+        return Ok(None);
+    }
+    obs.stopped(b, st, opt, at)?;
+    Ok(Some(LoopEnd::Stopped(at)))
+}
+
 impl LoopConfig {
+    /// Batches of `epoch` already done before this loop started (a run resumed mid-epoch).
+    fn skipped(&self, epoch: usize) -> usize {
+        if epoch == self.start.epoch {
+            self.start.batch
+        } else {
+            0
+        }
+    }
+
     fn check(&self, n: usize, min_batch: usize, what: &str) -> Result<()> {
         self.schedule.validate()?;
         if self.batch < min_batch {
@@ -149,7 +188,7 @@ pub fn pretrain<B: Backend>(
     ssl: &SslConfig,
     views: &SslViewConfig,
     obs: &mut impl Observer<B>,
-) -> Result<()> {
+) -> Result<LoopEnd> {
     // A batch smaller than the configured one would still work, but BT needs at least 2 samples and SSL drops the
     // incomplete last batch, so a data set smaller than one batch would train on nothing: use it whole instead.
     let batch = cfg.batch.min(cache.len());
@@ -158,7 +197,10 @@ pub fn pretrain<B: Backend>(
     let mut host = Vec::new();
     for epoch in cfg.start.epoch..cfg.epochs {
         let lr = cfg.schedule.lr(epoch);
-        for rows in epoch_batches(cache.len(), batch, cfg.seed, epoch, batch) {
+        for (k, rows) in epoch_batches(cache.len(), batch, cfg.seed, epoch, batch).into_iter().enumerate().skip(cfg.skipped(epoch)) {
+            if let Some(end) = stop_if_requested(b, st, opt, obs, Progress { epoch, iteration, batch: k })? {
+                return Ok(end);
+            }
             let t = Instant::now();
             let images = upload_rows(b, cache, &rows, &mut host)?;
             let v = augment::ssl_views(b, views, &images, cfg.seed, iteration as u32, &sample_ids(&rows))?;
@@ -169,9 +211,9 @@ pub fn pretrain<B: Backend>(
             check_finite(&it, "Barlow Twins")?;
             iteration += 1;
         }
-        obs.epoch_end(b, st, opt, Progress { epoch: epoch + 1, iteration })?;
+        obs.epoch_end(b, st, opt, Progress { epoch: epoch + 1, iteration, batch: 0 })?;
     }
-    Ok(())
+    Ok(LoopEnd::Finished)
 }
 
 /// What fine-tuning runs.
@@ -194,7 +236,7 @@ pub fn finetune<B: Backend>(
     cfg: &LoopConfig,
     ft: &FinetuneConfig,
     obs: &mut impl Observer<B>,
-) -> Result<()> {
+) -> Result<LoopEnd> {
     if labels.len() != cache.len() {
         return Err(Error::Invalid(format!("finetune: {} labels for {} cached images", labels.len(), cache.len())));
     }
@@ -203,7 +245,10 @@ pub fn finetune<B: Backend>(
     let mut host = Vec::new();
     for epoch in cfg.start.epoch..cfg.epochs {
         let lr = cfg.schedule.lr(epoch);
-        for rows in epoch_batches(cache.len(), cfg.batch, cfg.seed, epoch, 2) {
+        for (k, rows) in epoch_batches(cache.len(), cfg.batch, cfg.seed, epoch, 2).into_iter().enumerate().skip(cfg.skipped(epoch)) {
+            if let Some(end) = stop_if_requested(b, st, opt, obs, Progress { epoch, iteration, batch: k })? {
+                return Ok(end);
+            }
             let t = Instant::now();
             let images = upload_rows(b, cache, &rows, &mut host)?;
             let y: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
@@ -225,9 +270,9 @@ pub fn finetune<B: Backend>(
             check_finite(&it, "cross-entropy")?;
             iteration += 1;
         }
-        obs.epoch_end(b, st, opt, Progress { epoch: epoch + 1, iteration })?;
+        obs.epoch_end(b, st, opt, Progress { epoch: epoch + 1, iteration, batch: 0 })?;
     }
-    Ok(())
+    Ok(LoopEnd::Finished)
 }
 
 /// Inference over every image of `cache` (the test view: center crop `out`, METHOD.md §9): the summed logits of the

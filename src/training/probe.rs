@@ -15,6 +15,9 @@ use crate::tensor::Tensor;
 use super::optim::Optimizer;
 use super::schedule::Schedule;
 
+/// Called after every epoch of the probe's training with the epoch (0-based), its mean loss and the probe's state.
+pub type EpochHook<'a, B> = dyn FnMut(usize, f32, &State<B>) -> Result<()> + 'a;
+
 /// A linear classifier on fixed features.
 pub struct LinearProbe {
     pub fc: Linear,
@@ -45,6 +48,25 @@ impl LinearProbe {
         batch: usize,
         seed: u64,
     ) -> Result<Vec<f32>> {
+        self.train_observed(b, st, opt, schedule, features, labels, epochs, batch, seed, &mut |_, _, _| Ok(()))
+    }
+
+    /// [`LinearProbe::train`], calling `on_epoch(epoch, mean loss, state)` after every epoch (to log it or write a
+    /// checkpoint); an error from it stops the training.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_observed<B: Backend>(
+        &self,
+        b: &B,
+        st: &mut State<B>,
+        opt: &mut Optimizer,
+        schedule: &Schedule,
+        features: &[f32],
+        labels: &[u32],
+        epochs: usize,
+        batch: usize,
+        seed: u64,
+        on_epoch: &mut EpochHook<'_, B>,
+    ) -> Result<Vec<f32>> {
         let dim = self.fc.in_f;
         let n = labels.len();
         if n == 0 || features.len() != n * dim {
@@ -74,6 +96,7 @@ impl LinearProbe {
                 count += rows.len();
             }
             epoch_losses.push((sum / count as f64) as f32);
+            on_epoch(epoch, epoch_losses[epoch], st)?;
         }
         Ok(epoch_losses)
     }

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use cudarc::driver::{sys, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, DeviceRepr};
 
 use super::launch;
-use super::pool::{self, DeviceBuf, Pool};
+use super::pool::{self, DeviceBuf, DeviceBytes, Pool};
 use super::{cuda_err, CudaDevice};
 use crate::backend::geom::*;
 use crate::backend::{Backend, BnEpilogue, BnEpilogueGrad};
@@ -208,7 +208,7 @@ impl Backend for Cuda {
     type Buf = DeviceBuf;
     type View<'a> = CudaView<'a, f32>;
     type ViewMut<'a> = CudaViewMut<'a, f32>;
-    type Bytes = CudaSlice<u8>;
+    type Bytes = DeviceBytes;
 
     // ---- device and memory ---------------------------------------------------------------
 
@@ -252,12 +252,10 @@ impl Backend for Cuda {
         Ok(buf)
     }
 
-    /// A fresh device byte buffer per call (counted in [`Cuda::device_allocations`]): one per batch of images.
-    fn upload_bytes(&self, host: &[u8]) -> Result<CudaSlice<u8>> {
+    /// A pooled block per batch of images (no allocation once a batch of this size has been seen).
+    fn upload_bytes(&self, host: &[u8]) -> Result<DeviceBytes> {
         self.check()?;
-        let bytes = self.dev.stream.clone_htod(host).map_err(|e| cuda_err(format!("upload of {} bytes failed: {e:?}", host.len())))?;
-        pool::count_device_allocation();
-        Ok(bytes)
+        DeviceBytes::upload(&self.pool, host)
     }
 
     /// Synchronises (`clone_dtoh`), so asynchronous kernel faults surface here.
@@ -574,8 +572,8 @@ impl Backend for Cuda {
     // ---- augmentation and jigsaw --------------------------------------------------------------------------------
 
     /// Copies the parameters and the inverse permutations into reused device workspaces first.
-    fn augment_fwd(&self, g: &AugmentGeom, images: &CudaSlice<u8>, params: &[SampleAug], perms: &[u32], mut ys: Vec<CudaViewMut<'_, f32>>) {
-        self.record(launch::augment::fwd(self, g, images, params, perms, &mut ys));
+    fn augment_fwd(&self, g: &AugmentGeom, images: &DeviceBytes, params: &[SampleAug], perms: &[u32], mut ys: Vec<CudaViewMut<'_, f32>>) {
+        self.record(launch::augment::fwd(self, g, &images.view(), params, perms, &mut ys));
     }
 
     /// Copies the permutations into the reused device workspace first.

@@ -159,6 +159,43 @@ impl DeviceBuf {
     }
 }
 
+/// A batch of u8 images on the device. The bytes live in a pooled f32 block of `len.div_ceil(4)` elements, so
+/// uploading one batch per step allocates nothing once the first batch has been seen (same pool, same argument).
+#[derive(Debug)]
+pub struct DeviceBytes {
+    buf: DeviceBuf,
+    len: usize,
+}
+
+impl DeviceBytes {
+    /// A pooled block holding `host`, filled by a stream-ordered host-to-device copy.
+    pub(crate) fn upload(pool: &Arc<Pool>, host: &[u8]) -> Result<DeviceBytes> {
+        let mut buf = pool.take(host.len().div_ceil(4))?;
+        if !host.is_empty() {
+            // SAFETY: the block holds at least `host.len()` bytes (4 per f32 element) and any bit pattern is a valid
+            // u8; the view is the only access to the block while the copy is enqueued.
+            let mut dst = unsafe { buf.block_mut().transmute_mut::<u8>(host.len()) }.expect("a block of len/4 f32 holds len bytes");
+            pool.stream.memcpy_htod(host, &mut dst).map_err(|e| cuda_err(format!("upload of {} bytes failed: {e:?}", host.len())))?;
+        }
+        Ok(DeviceBytes { buf, len: host.len() })
+    }
+
+    /// Bytes uploaded.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes as a read-only u8 view.
+    pub fn view(&self) -> CudaView<'_, u8> {
+        // SAFETY: as in `upload`: the block holds at least `len` bytes, all written by the upload.
+        unsafe { self.buf.block().transmute::<u8>(self.len) }.expect("a block of len/4 f32 holds len bytes")
+    }
+}
+
 /// `v[range]`, keeping `v`'s lifetime.
 fn narrow<'a>(mut v: CudaViewMut<'a, f32>, range: impl RangeBounds<usize>) -> CudaViewMut<'a, f32> {
     let narrowed = v.slice_mut(range);

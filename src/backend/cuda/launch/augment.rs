@@ -6,7 +6,7 @@
 //! each pixel to the output tile that shows it) are validated and copied into reused device workspaces, as are
 //! the two `[n, 3, out, out]` stage buffers and the per-sample grey means ([`AugmentWorkspace`]).
 
-use cudarc::driver::{CudaSlice, CudaViewMut, DeviceRepr, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DeviceRepr, PushKernelArg};
 
 use super::{cfg_1d, launched, need, precondition, NULL_PTR};
 use crate::backend::cuda::backend::{ensure, Cuda};
@@ -74,7 +74,14 @@ pub(crate) fn inverse_permutations(g: &AugmentGeom, perms: &[u32]) -> Result<Vec
     Ok(inv)
 }
 
-pub fn fwd(cx: &Cuda, g: &AugmentGeom, images: &CudaSlice<u8>, params: &[SampleAug], perms: &[u32], ys: &mut [CudaViewMut<'_, f32>]) -> Result<()> {
+pub fn fwd(
+    cx: &Cuda,
+    g: &AugmentGeom,
+    images: &CudaView<'_, u8>,
+    params: &[SampleAug],
+    perms: &[u32],
+    ys: &mut [CudaViewMut<'_, f32>],
+) -> Result<()> {
     const OP: &str = "augment_fwd";
     if g.views == 0 || g.views > AUGMENT_MAX_VIEWS || ys.len() != g.views {
         return Err(precondition(OP, format!("{} outputs for {} views (1..={AUGMENT_MAX_VIEWS})", ys.len(), g.views)));
