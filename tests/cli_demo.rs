@@ -43,7 +43,14 @@ fn quick_demo_prints_its_table_and_writes_run_folders_with_plots() {
         let acc = r["test"]["accuracy"].as_f64().unwrap();
         assert!(rows.iter().any(|row| row.starts_with(r["method"].as_str().unwrap()) && row.contains(&format!("{acc:.3}"))), "{rows:?}");
         assert!(run.join("export/model.safetensors").is_file());
-        for plot in ["loss_per_iteration.png", "loss_per_epoch.png", "eval_metrics.png", "per_class_recall.png", "confusion_matrix_test.png"] {
+        for plot in [
+            "loss_per_iteration.png",
+            "loss_per_epoch.png",
+            "validation_curves.png",
+            "eval_metrics.png",
+            "per_class_recall.png",
+            "confusion_matrix_test.png",
+        ] {
             let (w, h) = png_size(&run.join("plots").join(plot));
             assert!(w >= 400 && h >= 300, "{plot}: {w}x{h}");
         }

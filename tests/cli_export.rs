@@ -68,6 +68,30 @@ fn export_from_a_checkpoint_equals_the_export_at_the_end_of_the_run() {
 }
 
 #[test]
+fn a_linear_probe_checkpoint_exports_with_its_probe_as_fc() {
+    let dir = TempDir::new("export-probe");
+    let data = dir.join("synth");
+    let d = data.to_str().unwrap();
+    run(&["synth", "--out", d, "--classes", "2", "--per-class", "12", "--size", "32"]);
+    let ft = dir.join("probe");
+    let f = ft.to_str().unwrap();
+    let cache = dir.join("cache");
+    let mut args = vec!["finetune", "--data", d, "--size", "32", "--resize", "32", "--epochs", "2", "--batch-size", "4", "--label-fraction", "0.5"];
+    args.extend(["--schedule", "linear-probe", "--out", f, "--cache-dir", cache.to_str().unwrap()]);
+    args.extend(TINY);
+    run(&args);
+    let again = dir.join("again");
+    run(&["export", "--from", f, "--out", again.to_str().unwrap()]);
+    let (a, b) = (read_state_dict(&ft.join("export/model.safetensors")).unwrap(), read_state_dict(&again.join("model.safetensors")).unwrap());
+    assert!(a.get("fc.weight").is_some(), "the run's export holds the probe");
+    assert_eq!(a.tensors, b.tensors, "the last probe checkpoint is the run's final model and probe");
+    let mut meta = b.metadata.clone();
+    assert_eq!(meta.remove("epochs_trained").as_deref(), Some("2"));
+    meta.remove("exported_from");
+    assert_eq!(a.metadata, meta);
+}
+
+#[test]
 fn export_errors_name_what_is_wrong() {
     let dir = TempDir::new("export-errors");
     let o = fgssl(&["export", "--from", dir.join("nothing").to_str().unwrap()]);

@@ -11,8 +11,12 @@ use super::{CliError, CliResult};
 use crate::error::Error;
 use crate::model::fgssl::{Fgssl, FgsslConfig};
 use crate::model::resnet::Arch;
+use crate::model::HostState;
 use crate::training::checkpoint::{self, previous_path, PROGRESS_KEY};
 use crate::weights;
+
+/// Metadata key of a linear-probe checkpoint (finetune.rs): how many probe epochs it holds.
+const PROBE_EPOCHS_KEY: &str = "linear_probe_epochs_done";
 
 #[derive(Args, Debug)]
 #[command(
@@ -73,7 +77,9 @@ pub fn run(args: ExportArgs) -> CliResult {
     }
 
     let sd = weights::read_state_dict(&source)?;
-    if !checkpoint::is_checkpoint(&sd) {
+    // Linear-probe runs checkpoint weights only: the frozen model plus the probe as `fc`.
+    let probe_epochs = sd.metadata.get(PROBE_EPOCHS_KEY).cloned();
+    if !checkpoint::is_checkpoint(&sd) && probe_epochs.is_none() {
         return Err(Error::Weights {
             path: source,
             reason: "not an fgssl training checkpoint (no training state in its metadata): an export is already exported, \
@@ -91,18 +97,34 @@ pub fn run(args: ExportArgs) -> CliResult {
     let num_classes = meta.get("num_classes").map(|_| number("num_classes")).transpose()?;
     let cfg = FgsslConfig { arch, embed_dim: number("embed_dim")?, pooled_dim: Some(number("pooled_dim")?), num_classes };
     let (_, reg) = Fgssl::new(cfg, 1.0);
-    let (host, state) = checkpoint::load(&source, &reg)?;
+    let (host, epochs, extra) = match probe_epochs {
+        None => {
+            let (host, state) = checkpoint::load(&source, &reg)?;
+            (host, state.progress.epoch.to_string(), Vec::new())
+        }
+        Some(epochs) => {
+            let mut host = HostState::init(&reg, 0);
+            let report = reg.load(&sd, &mut host)?;
+            let foreign: Vec<String> = report.unexpected.iter().filter(|k| !k.starts_with("fc.")).cloned().collect();
+            if !report.missing.is_empty() || !foreign.is_empty() {
+                let keys = if report.missing.is_empty() { &foreign } else { &report.missing };
+                return Err(bad(format!("linear-probe checkpoint does not fit its own metadata's model: {}", weights::abbreviate(keys, 5))));
+            }
+            let probe: Vec<_> = sd.tensors.iter().filter(|(k, _)| k.starts_with("fc.")).map(|(k, t)| (k.clone(), t.clone())).collect();
+            (host, epochs, probe)
+        }
+    };
 
     meta.remove(PROGRESS_KEY);
+    meta.remove(PROBE_EPOCHS_KEY);
     meta.insert("exported_from".into(), source.display().to_string());
-    meta.insert("epochs_trained".into(), state.progress.epoch.to_string());
+    meta.insert("epochs_trained".into(), epochs.clone());
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    write_export_to(&out, &reg, &host, Vec::new(), &meta)?;
+    write_export_to(&out, &reg, &host, extra, &meta)?;
     println!(
-        "wrote {} (backbone.safetensors, model.safetensors, metadata.json) from {} ({arch}, {} epochs trained)",
+        "wrote {} (backbone.safetensors, model.safetensors, metadata.json) from {} ({arch}, {epochs} epochs trained)",
         out.display(),
         source.display(),
-        state.progress.epoch
     );
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! loss_per_iteration.png      each step's loss at every iteration (SSL: Barlow Twins; fine-tuning: cross-entropy)
 //! loss_per_epoch.png          the same, averaged per epoch
 //! collapse_monitor.png        SSL only: std of the l2-normalised embeddings per epoch (0 = collapse)
-//! validation_curves.png       per-epoch validation metrics, when the run logs eval events with an `epoch`
+//! validation_curves.png       per-epoch validation metrics (eval events with an `epoch`: finetune scores val per epoch)
 //! eval_metrics.png            accuracy, balanced accuracy and macro AUC of each evaluated split (final model)
 //! per_class_recall.png        recall of each class on each evaluated split
 //! confusion_matrix_SPLIT.png  rows true class, columns predicted, shaded by share of the row
