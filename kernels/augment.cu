@@ -6,6 +6,7 @@
 //   augment_resample: one thread per output pixel: crop + bilinear resize (align_corners=False, no antialias)
 //                     with hflip/vflip folded into the sampling position, then the colour-jitter adjustments that
 //                     precede contrast in the sample's order -> a [n, 3, out, out] (0..255 scale).
+//   (AugMix, kernels/augmix.cu, in place on `a` for the samples that have it: the view rounded to u8, AugMix'ed.)
 //   augment_mean:     one block per sample (grid-stride over samples): mean grey level of `a` for samples whose
 //                     jitter is on and has contrast, as an exact 16.16 fixed-point integer sum -> mean[n].
 //   augment_recolour: one thread per pixel, in place on `a`: contrast and the later jitter adjustments, grayscale.
@@ -30,30 +31,7 @@
 #include "common.cuh"
 #endif
 
-#define AUG_MAX_VIEWS 4
-#define AUG_MAX_TAPS 25
-
-// Mirrors `geom::AugmentGeom`.
-struct AugmentGeom {
-    unsigned long long n, src, out, views;
-    unsigned long long grids[AUG_MAX_VIEWS];
-    float mean[3], std[3];
-};
-static_assert(sizeof(AugmentGeom) == 88, "AugmentGeom layout");
-
-// Mirrors `geom::SampleAug`.
-struct SampleAug {
-    unsigned int crop_top, crop_left, crop_h, crop_w;
-    unsigned int hflip, vflip;
-    unsigned int jitter;
-    unsigned int jitter_order[4];
-    float brightness, contrast, saturation, hue;
-    unsigned int grayscale, solarize;
-    unsigned int blur_radius;
-    float blur_sigma;
-    float blur_taps[AUG_MAX_TAPS];
-};
-static_assert(sizeof(SampleAug) == 176, "SampleAug layout");
+#include "augment_params.cuh"
 
 // IEEE single operations that are never fused into FMA (the CPU reference rounds after every one).
 __device__ __forceinline__ float add(float a, float b) { return __fadd_rn(a, b); }

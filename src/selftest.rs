@@ -18,6 +18,10 @@
 //! device allocations (CUDA), fails if any step (ResNet) or iteration (FG-SSL) after the first allocates device
 //! memory: steady-state training must reuse its memory, the per-batch image upload included.
 
+pub mod conv_bf16;
+
+mod augmix;
+
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -35,6 +39,8 @@ use crate::rng::Rng;
 use crate::tensor::{Shape, Tensor};
 use crate::training::optim::{Optimizer, OptimizerKind};
 use crate::training::ssl::{ssl_iteration, SslBatch, SslConfig};
+
+mod conv_cases;
 
 /// Scale-relative tolerance of elementwise ops and pure data movement (fp32).
 pub const TOL_ELEMENTWISE: f64 = 1e-5;
@@ -306,6 +312,13 @@ enum Kind {
     Fill(f32),
     Conv2dFwd(Conv2dGeom, bool),
     Conv2dBwd(Conv2dGeom, bool, bool),
+    /// The implicit GEMM with tile `TILES[.1]` forced (fwd with bias flag; bwd with a wgrad split request and a dx
+    /// flag, no bias), and the direct baseline kernels: launched directly on CUDA (`conv_cases::run_on_cuda`), the
+    /// trait's convolution on any other backend.
+    Conv2dTiledFwd(Conv2dGeom, usize, bool),
+    Conv2dTiledBwd(Conv2dGeom, usize, usize, bool),
+    Conv2dDirectFwd(Conv2dGeom, bool),
+    Conv2dDirectBwd(Conv2dGeom, bool, bool),
     BnTrain(BatchNormGeom),
     BnEval(BatchNormGeom),
     BnBwd(BatchNormGeom),
@@ -528,6 +541,8 @@ fn cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
             }
         }
     }
+    // convolution at the ResNet / FG-SSL layer shapes, every implicit-GEMM tile and split-K, the direct kernels
+    cs.extend(conv_cases::conv_cases(rng, quick));
 
     // batch norm: (n, c, h, w); w == 0 marks 1-d batch norm on [n, c]
     for (n, c, h, w) in take(vec![(3, 5, 7, 7), (7, 67, 0, 0), (2, 16, 15, 15), (3, 129, 1, 1)], quick) {
@@ -810,6 +825,7 @@ fn augment_cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
                 .output("y", &d, Act),
         );
     }
+    cs.extend(augmix::augmix_cases(rng, quick));
     cs.extend(training_cases(rng, quick));
     cs
 }
@@ -964,7 +980,10 @@ fn bad_case(case: &Case) -> Error {
 }
 
 /// Uploads the case's buffers to `b`, runs the op, downloads the compared outputs (in buffer order).
-fn run_case<B: Backend>(b: &B, case: &Case) -> Result<Vec<Vec<f32>>> {
+fn run_case<B: Backend + 'static>(b: &B, case: &Case) -> Result<Vec<Vec<f32>>> {
+    if let Some(outs) = conv_cases::as_cuda(b).and_then(|cx| conv_cases::run_on_cuda(cx, case)) {
+        return outs;
+    }
     let mut bufs: Vec<DevBuf<B>> = Vec::with_capacity(case.bufs.len());
     for hb in &case.bufs {
         let format = if hb.role == Act { b.activation_format() } else { b.param_format() };
@@ -981,9 +1000,17 @@ fn run_case<B: Backend>(b: &B, case: &Case) -> Result<Vec<Vec<f32>>> {
             let [x, w, bias, y] = &mut bufs[..] else { return Err(bad()) };
             b.conv2d_fwd(g, v(b, x), v(b, w), with_bias.then(|| v(b, bias)), vm(b, y));
         }
-        Kind::Conv2dBwd(g, with_dx, with_db) => {
+        Kind::Conv2dBwd(g, with_dx, with_db) | Kind::Conv2dDirectBwd(g, with_dx, with_db) => {
             let [x, w, dy, dx, dw, db] = &mut bufs[..] else { return Err(bad()) };
             b.conv2d_bwd(g, v(b, x), v(b, w), v(b, dy), with_dx.then(|| vm(b, dx)), vm(b, dw), with_db.then(|| vm(b, db)));
+        }
+        Kind::Conv2dTiledFwd(g, _, with_bias) | Kind::Conv2dDirectFwd(g, with_bias) => {
+            let [x, w, bias, y] = &mut bufs[..] else { return Err(bad()) };
+            b.conv2d_fwd(g, v(b, x), v(b, w), with_bias.then(|| v(b, bias)), vm(b, y));
+        }
+        Kind::Conv2dTiledBwd(g, _, _, with_dx) => {
+            let [x, w, dy, dx, dw] = &mut bufs[..] else { return Err(bad()) };
+            b.conv2d_bwd(g, v(b, x), v(b, w), v(b, dy), with_dx.then(|| vm(b, dx)), vm(b, dw), None);
         }
         Kind::BnTrain(g) => {
             let [x, gamma, beta, rm, rv, y, sm, si] = &mut bufs[..] else { return Err(bad()) };
@@ -1139,7 +1166,7 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// `run_case`, with a panic turned into an error message.
-fn run_guarded<B: Backend>(b: &B, case: &Case) -> std::result::Result<Vec<Vec<f32>>, String> {
+fn run_guarded<B: Backend + 'static>(b: &B, case: &Case) -> std::result::Result<Vec<Vec<f32>>, String> {
     match catch_unwind(AssertUnwindSafe(|| run_case(b, case))) {
         Ok(Ok(outs)) => Ok(outs),
         Ok(Err(e)) => Err(format!("error: {e}")),
@@ -1177,7 +1204,7 @@ fn compare(name: &str, got: &[f32], reference: &[f32], tol: f64) -> (f64, f64, O
     (max_abs, max_abs / denom, first)
 }
 
-fn measure<D: Backend>(dev: &D, cpu: &Cpu, case: &Case) -> OpRow {
+fn measure<D: Backend + 'static>(dev: &D, cpu: &Cpu, case: &Case) -> OpRow {
     let mut row = OpRow { op: case.op.into(), shape: case.shape.clone(), max_abs: 0.0, max_rel: 0.0, tol: case.tol, pass: true, note: String::new() };
     let fail = |mut row: OpRow, note: String| {
         row.max_abs = f64::INFINITY;
@@ -1306,7 +1333,7 @@ fn ssl_losses<B: Backend>(b: &B, f: &SslSetup, seed: u64) -> Result<(Vec<f32>, V
 // ---- the harness ---------------------------------------------------------------------------------------------
 
 /// Runs every op case and the ResNet step check on `dev` against [`Cpu`], inputs seeded by `opts.seed`.
-pub fn run<D: Backend>(dev: &D, opts: &Options) -> Report {
+pub fn run<D: Backend + 'static>(dev: &D, opts: &Options) -> Report {
     let cpu = Cpu::new();
     let mut report = Report {
         seed: opts.seed,

@@ -33,6 +33,7 @@ impl Backend for Faulty {
     type View<'a> = &'a [f32];
     type ViewMut<'a> = &'a mut [f32];
     type Bytes = Vec<u8>;
+    type Mark = std::time::Instant;
 
     fn name(&self) -> String {
         format!("faulty cpu ({:?})", self.1)
@@ -236,6 +237,12 @@ impl Backend for Faulty {
     fn jigsaw_fwd(&self, g: &JigsawGeom, perms: &[u32], x: &[f32], y: &mut [f32]) {
         self.0.jigsaw_fwd(g, perms, x, y)
     }
+    fn mark(&self) -> Result<std::time::Instant> {
+        self.0.mark()
+    }
+    fn elapsed_ms(&self, from: &std::time::Instant, to: &std::time::Instant) -> Result<f64> {
+        self.0.elapsed_ms(from, to)
+    }
 }
 
 fn opts(seed: u64, quick: bool) -> Options {
@@ -342,5 +349,20 @@ fn cli_cpu64_runs_the_harness_and_cpu_is_a_usage_error() {
     let o = fgssl(&["selftest", "--device", "tpu"]);
     assert_clean_failure(&o, Some(2), "tpu");
     let o = fgssl(&["selftest", "--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("3  no CUDA driver"));
+}
+
+#[test]
+fn cli_lab_conv_without_a_gpu_exits_with_the_selftest_code() {
+    let o = fgssl(&["lab", "conv", "--batch", "2", "--shapes", "conv1"]);
+    if !fgssl::backend::cuda::probe::driver_present() {
+        assert_clean_failure(&o, Some(3), "no CUDA driver on this machine");
+    } else {
+        let code = o.status.code();
+        assert!(matches!(code, Some(0 | 1 | 3)), "exit {code:?}:\n{}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+    assert_clean_failure(&fgssl(&["lab", "conv", "--arch", "vgg"]), Some(2), "--arch vgg");
+    let o = fgssl(&["lab", "conv", "--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("3  no CUDA driver"));
 }

@@ -3,11 +3,13 @@
 //!
 //! - [`philox`]: the counter-based generator; every random draw is keyed by `(seed, step, sample, op)`.
 //! - [`policy`]: the view policies and the draw of each sample's deterministic parameters.
+//! - [`augmix`]: AugMix's chains and mixing weights, drawn per sample (ISIC fine-tuning).
 //! - [`jigsaw`]: per-sample tile permutations (uniform or the reference's swap loop) and the grid sizes.
 //!
 //! The pixel work runs on the backend (`ops::augment`, `ops::jigsaw`): a batch of cached u8 images is uploaded once
 //! ([`ImageBatch`]) and every view, the three jigsaw views included, is produced there in one pass.
 
+pub mod augmix;
 pub mod jigsaw;
 pub mod philox;
 pub mod policy;

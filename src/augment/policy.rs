@@ -19,14 +19,16 @@
 //! - solarize: x >= 128 -> 255 - x on the 0..255 scale; values stay float (no u8 rounding between operations);
 //! - ToTensor + Normalize: x / 255, then (x - mean) / std with ImageNet's mean and std.
 //!
-//! Not here: AugMix of the ISIC fine-tuning recipe (METHOD.md §8) is not implemented; [`Policy::FinetuneIsic`]
-//! is flips + RandomResizedCrop only.
+//! - AugMix (ISIC fine-tuning, METHOD.md §8): torchvision's `AugMix` on the u8 view, see [`super::augmix`]. It runs
+//!   on the crop + resize + flips rounded to u8 (half to even), the uint8 image torchvision's PIL pipeline hands
+//!   it, and before every float operation; a recipe cannot combine it with colour jitter.
 
 use std::fmt;
 use std::str::FromStr;
 
+use super::augmix::{self, AugMix};
 use super::philox::Stream;
-use crate::backend::geom::{SampleAug, AUGMENT_MAX_BLUR_RADIUS};
+use crate::backend::geom::{AugmixParams, SampleAug, AUGMENT_MAX_BLUR_RADIUS};
 use crate::error::{Error, Result};
 
 /// Stream op ids: each random decision of a view reads its own stream, `op = view_tag << 8 | id`, so adding an
@@ -39,6 +41,9 @@ pub mod op {
     pub const GRAYSCALE: u32 = 5;
     pub const BLUR: u32 = 6;
     pub const SOLARIZE: u32 = 7;
+    /// AugMix's Beta and Dirichlet weights; chain `i` reads `AUGMIX_CHAIN + i` (i < 3).
+    pub const AUGMIX_MIX: u32 = 8;
+    pub const AUGMIX_CHAIN: u32 = 9;
     /// The op id of decision `id` of the view tagged `view`.
     pub const fn of(view: u32, id: u32) -> u32 {
         (view << 8) | id
@@ -79,12 +84,14 @@ pub struct Recipe {
     pub blur: f64,
     pub blur_sigma: (f64, f64),
     pub solarize: f64,
+    /// AugMix on the u8 view (ISIC fine-tuning); `None`: off.
+    pub augmix: Option<AugMix>,
 }
 
 impl Recipe {
     /// No random operation: the (full) image resized to `out` and normalised.
     pub const IDENTITY: Recipe =
-        Recipe { crop: Crop::Full, hflip: 0.0, vflip: 0.0, jitter: None, grayscale: 0.0, blur: 0.0, blur_sigma: (0.1, 2.0), solarize: 0.0 };
+        Recipe { crop: Crop::Full, hflip: 0.0, vflip: 0.0, jitter: None, grayscale: 0.0, blur: 0.0, blur_sigma: (0.1, 2.0), solarize: 0.0, augmix: None };
 }
 
 /// The named policies of the method.
@@ -96,7 +103,8 @@ pub enum Policy {
     SslDistorted,
     /// APTOS fine-tuning (§8): hflip 0.5, vflip 0.5, center crop `out` of the 256 cache.
     FinetuneAptos,
-    /// ISIC fine-tuning (§8) without AugMix: hflip 0.5, vflip 0.5, RandomResizedCrop(out, (0.08, 1), (3/4, 4/3)).
+    /// ISIC fine-tuning (§8): hflip 0.5, vflip 0.5, RandomResizedCrop(out, (0.08, 1), (3/4, 4/3)), then
+    /// AugMix(severity 3, width 3, depth -1, alpha 1, all ops, bilinear).
     FinetuneIsic,
     /// Test (§8): center crop `out` of the 256 cache.
     Test,
@@ -115,7 +123,7 @@ impl Policy {
             Policy::SslOriginal => Recipe { hflip: 0.5, grayscale: 0.2, blur: 1.0, ..id },
             Policy::SslDistorted => Recipe { grayscale: 0.2, blur: 0.1, solarize: 0.2, ..id },
             Policy::FinetuneAptos => Recipe { crop: Crop::Center, hflip: 0.5, vflip: 0.5, ..id },
-            Policy::FinetuneIsic => Recipe { crop: rrc, hflip: 0.5, vflip: 0.5, ..id },
+            Policy::FinetuneIsic => Recipe { crop: rrc, hflip: 0.5, vflip: 0.5, augmix: Some(AugMix::ISIC), ..id },
             Policy::Test => Recipe { crop: Crop::Center, ..id },
             Policy::BarlowTwins { second_view } => Recipe {
                 crop: rrc,
@@ -188,6 +196,7 @@ impl SampleAug {
             blur_radius: 0,
             blur_sigma: 0.0,
             blur_taps: [0.0; 2 * AUGMENT_MAX_BLUR_RADIUS + 1],
+            augmix: AugmixParams::OFF,
         }
     }
 
@@ -286,6 +295,12 @@ pub fn draw(recipe: &Recipe, src: usize, out: usize, seed: u64, step: u32, sampl
         p.set_blur(s.uniform_in(recipe.blur_sigma.0, recipe.blur_sigma.1))?;
     }
     p.solarize = stream(op::SOLARIZE).bernoulli(recipe.solarize) as u32;
+    if let Some(cfg) = &recipe.augmix {
+        if recipe.jitter.is_some() {
+            return Err(Error::Invalid("a recipe cannot combine AugMix with colour jitter (AugMix runs on the u8 view, before every float operation)".into()));
+        }
+        p.augmix = augmix::draw(cfg, out, seed, step, sample, view)?;
+    }
     Ok(p)
 }
 

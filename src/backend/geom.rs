@@ -271,6 +271,38 @@ pub struct SampleAug {
     pub blur_radius: u32,
     pub blur_sigma: f32,
     pub blur_taps: [f32; 2 * AUGMENT_MAX_BLUR_RADIUS + 1],
+    /// AugMix on the u8 crop, before every float operation (`augment::augmix`); `augmix.on == 0`: none.
+    pub augmix: AugmixParams,
+}
+
+/// Most AugMix chains (torchvision's `mixture_width`) and ops per chain (`chain_depth`) a sample can carry.
+pub const AUGMIX_MAX_WIDTH: usize = 3;
+pub const AUGMIX_MAX_DEPTH: usize = 3;
+
+/// One AugMix operation with its magnitude resolved on the host (`augment::augmix` documents each `kind`):
+/// `bits` for Posterize; `ratio` the blend factor (Brightness, Color, Contrast, Sharpness) or the threshold
+/// (Solarize), `complement` = 1 - ratio rounded once from f64 (as torchvision's `_blend`); `theta` the affine
+/// sampling map of the geometric ops, already divided by half the image side (torchvision's `rescaled_theta`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AugmixOp {
+    pub kind: u32,
+    pub bits: u32,
+    pub ratio: f32,
+    pub complement: f32,
+    pub theta: [f32; 6],
+}
+
+/// AugMix parameters of one sample: `orig_weight * x + Σ_i chain_weights[i] * chain_i(x)`, truncated to u8;
+/// chain `i` applies `ops[i][..depth[i]]` in order (`depth[i] == 0`: the chain is unused).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AugmixParams {
+    pub on: u32,
+    pub depth: [u32; AUGMIX_MAX_WIDTH],
+    pub orig_weight: f32,
+    pub chain_weights: [f32; AUGMIX_MAX_WIDTH],
+    pub ops: [[AugmixOp; AUGMIX_MAX_DEPTH]; AUGMIX_MAX_WIDTH],
 }
 
 /// Jigsaw gather on f32 activations `[n, c, h, w]`: `grid` divides `h` and `w`; tile `d` of the output (row-major)

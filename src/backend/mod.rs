@@ -58,6 +58,9 @@ pub trait Backend: Sized {
         Self: 'a;
     /// Owned u8 memory: a batch of cached images (`[n, side, side, 3]` HWC RGB), uploaded once per batch.
     type Bytes;
+    /// A point in this backend's order of work, for timing (`fgssl bench`): an event recorded on the stream on a
+    /// device, the host clock on the CPU (whose ops finish before they return).
+    type Mark;
 
     // ---- device and memory -------------------------------------------------------------------------------------
 
@@ -282,4 +285,11 @@ pub trait Backend: Sized {
     fn augment_fwd(&self, g: &AugmentGeom, images: &Self::Bytes, params: &[SampleAug], perms: &[u32], ys: Vec<Self::ViewMut<'_>>);
     /// Jigsaw gather on f32 activations: tile `d` of `y` is tile `perms[i * grid^2 + d]` of `x`, per sample `i`.
     fn jigsaw_fwd(&self, g: &JigsawGeom, perms: &[u32], x: Self::View<'_>, y: Self::ViewMut<'_>);
+
+    // ---- timing (benchmarks only; training never marks) ---------------------------------------------------------
+
+    /// Marks the point reached by the work queued so far (does not wait for it).
+    fn mark(&self) -> Result<Self::Mark>;
+    /// Milliseconds of device time between two marks, `from` first; waits until `to` is reached.
+    fn elapsed_ms(&self, from: &Self::Mark, to: &Self::Mark) -> Result<f64>;
 }

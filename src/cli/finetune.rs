@@ -46,8 +46,8 @@ pub enum Schedule {
     after_help = "Example:\n  fgssl finetune --data synth --arch resnet18 --init ssl.safetensors --size 64 --resize 72 \\\n    \
                   --grids 8,4,2 --label-fraction 0.1 --epochs 10 --batch-size 16 --out runs/ft\n\n\
                   Images are cached at RESIZE x RESIZE; training views follow METHOD.md §8 (flips, plus a random resized\n\
-                  crop for ISIC, without the reference's AugMix, which is not implemented; a center crop otherwise) at SIZE x\n\
-                  SIZE; evaluation uses the center crop. The prediction is the argmax of the summed logits of the four heads;\n\
+                  crop then AugMix for ISIC, --no-augmix leaves AugMix out; a center crop otherwise) at SIZE x SIZE;\n\
+                  evaluation uses the center crop. The prediction is the argmax of the summed logits of the four heads;\n\
                   the concat head alone is reported too.\n\
                   --init takes a pretraining run folder (runs/ssl), its export or checkpoint, or torchvision weights.\n\
                   RUN_DIR gets config.json, splits.json, metrics.jsonl/.csv (with the eval metrics), train.log,\n\
@@ -83,6 +83,9 @@ pub struct FinetuneArgs {
     pub jigsaw: Jigsaw,
     #[arg(long, default_value_t = BnStats::Minimal)]
     pub bn_stats: BnStats,
+    /// ISIC only: train without AugMix (flips and the random resized crop alone).
+    #[arg(long)]
+    pub no_augmix: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -130,6 +133,7 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
     if best.needs_validation() && splits.val.is_empty() {
         return Err(Error::Invalid(format!("--best-metric {}: this data set has no validation split; use loss or none", best.name())).into());
     }
+    let isic = ds.format == DatasetKind::Isic2017.name() || ds.format == DatasetKind::Isic2018.name();
     let config = RunConfig {
         training: merge(&[
             json!({"command": "finetune", "schedule": format!("{:?}", args.schedule).to_lowercase(), "label_fraction": args.label_fraction,
@@ -138,6 +142,8 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
             args.data.training_config(),
             args.model.training_config(),
             args.optim.training_config(),
+            // Only ISIC views have AugMix; recorded there so that a resume cannot switch it.
+            if isic { json!({"augmix": !args.no_augmix}) } else { json!({}) },
         ]),
         run: merge(&[
             json!({"epochs": args.optim.epochs, "device": args.optim.device.to_string(), "init": args.model.init,
@@ -206,12 +212,11 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
 
     let evaluator = match args.schedule {
         Schedule::Progressive | Schedule::Plain => {
-            let policy = if ds.format == DatasetKind::Isic2017.name() || ds.format == DatasetKind::Isic2018.name() {
-                Policy::FinetuneIsic
-            } else {
-                Policy::FinetuneAptos
-            };
-            let views = FinetuneViewConfig { out: args.size, grids, jigsaw: args.jigsaw, recipe: policy.recipe() };
+            let mut recipe = if isic { Policy::FinetuneIsic } else { Policy::FinetuneAptos }.recipe();
+            if args.no_augmix {
+                recipe.augmix = None;
+            }
+            let views = FinetuneViewConfig { out: args.size, grids, jigsaw: args.jigsaw, recipe };
             let mode = if args.schedule == Schedule::Plain { FinetuneMode::Plain } else { FinetuneMode::Progressive };
             let ft = FinetuneConfig { mode, bn_stats: args.bn_stats, views };
             let mut opt = args.optim.optimizer();

@@ -3,6 +3,7 @@
 //! Every failure prints `error: <message>` to stderr and exits non-zero (1 for bad input, 2 for usage errors and
 //! for a device that is not available in this build); nothing panics on bad input.
 
+mod bench;
 mod checkpoints;
 mod config_file;
 mod dataset;
@@ -13,6 +14,7 @@ mod export;
 mod finetune;
 mod info;
 mod knn;
+mod lab;
 mod metrics_log;
 mod model_file;
 mod plots;
@@ -62,6 +64,8 @@ enum Command {
     Knn(knn::KnnArgs),
     Export(export::ExportArgs),
     Plot(plots::PlotArgs),
+    Lab(lab::LabArgs),
+    Bench(bench::BenchArgs),
 }
 
 /// Where to compute.
@@ -187,6 +191,8 @@ where
         Command::Knn(a) => knn::run(a),
         Command::Export(a) => export::run(a),
         Command::Plot(a) => plots::run(a),
+        Command::Lab(a) => lab::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => 0,

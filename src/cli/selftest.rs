@@ -91,5 +91,8 @@ fn run_cuda(ordinal: usize, opts: &Options) -> CliResult<Report> {
     }
     let dev = Cuda::open(ordinal).map_err(|e| CliError { code: EXIT_NO_GPU, message: format!("no usable CUDA device cuda:{ordinal}: {e}") })?;
     println!("device: {}", dev.name());
-    Ok(selftest::run(&dev, opts))
+    let mut report = selftest::run(&dev, opts);
+    // The bf16 tensor-core convolution is outside the Backend trait: its cases run on the CUDA device only.
+    report.ops.extend(selftest::conv_bf16::run(&dev, opts.seed, opts.quick, opts.live));
+    Ok(report)
 }

@@ -444,3 +444,40 @@ impl Fgssl {
 fn backbone_stage(name: &str) -> usize {
     name.strip_prefix("layer").and_then(|r| r[..1].parse().ok()).unwrap_or(0)
 }
+
+impl Fgssl {
+    /// Multiply-accumulates per image of one training step of `head` whose forward runs `plan` on a square input of
+    /// `side` pixels (see [`super::flops`]): the forward of everything the plan runs, the backward of the path the
+    /// head's loss reaches (its classifier too when `plan.classify`).
+    pub fn step_macs(&self, side: usize, head: Head, plan: &Plan) -> super::flops::StepMacs {
+        use super::flops::{conv_macs, linear_macs, StepMacs};
+        let mut m = StepMacs::default();
+        let mut stage_side = [0usize; 5];
+        for (i, c) in self.backbone.convs(side, plan.stop_after).into_iter().enumerate() {
+            let (macs, out) = conv_macs(c.conv, c.in_side);
+            stage_side[c.stage] = out;
+            m.forward += macs;
+            if c.stage <= head.deepest_stage() {
+                // Weight gradient, plus the input gradient for every convolution but the first.
+                m.backward += if i == 0 { macs } else { 2 * macs };
+            }
+        }
+        for (k, blk) in self.blocks.iter().enumerate().filter(|&(k, _)| plan.blocks[k]) {
+            let (reduce, side) = conv_macs(&blk.reduce.conv, stage_side[k + 2]);
+            let macs = reduce + conv_macs(&blk.expand.conv, side).0;
+            m.forward += macs;
+            if head.blocks().contains(&k) {
+                m.backward += 2 * macs;
+            }
+        }
+        for i in (0..4).filter(|&i| plan.projectors[i]) {
+            let classifier = if plan.classify { self.classifiers.get(i).map_or(0, linear_macs) } else { 0 };
+            let macs = linear_macs(&self.projectors[i].fc) + classifier;
+            m.forward += macs;
+            if i == head.index() {
+                m.backward += 2 * macs;
+            }
+        }
+        m
+    }
+}

@@ -5,6 +5,7 @@
 //! `backward` needs, `backward` walks them in reverse and accumulates parameter gradients.
 
 pub mod fgssl;
+pub mod flops;
 pub mod resnet;
 
 use std::collections::BTreeMap;

@@ -395,3 +395,27 @@ impl ResNet {
         self.pooled_features(b, &acts)
     }
 }
+
+impl ResNet {
+    /// Every convolution of the stem and `layer1..layer{stop_after}` with the side of its input, for a square input
+    /// image of `side` pixels, in forward order (a block's units, then its shortcut): what the FLOP count walks.
+    pub fn convs(&self, side: usize, stop_after: usize) -> Vec<super::flops::ConvAt<'_>> {
+        use super::flops::{out_side, ConvAt};
+        let mut convs = vec![ConvAt { stage: 0, conv: &self.stem.conv, in_side: side }];
+        let stem_out = out_side(side, self.stem.conv.k, self.stem.conv.stride, self.stem.conv.pad);
+        let mut x = out_side(stem_out, 3, 2, 1); // the max pool 3x3/2, padding 1
+        for (s, blocks) in self.stages.iter().take(stop_after).enumerate() {
+            for block in blocks {
+                let block_in = x;
+                for u in &block.units {
+                    convs.push(ConvAt { stage: s + 1, conv: &u.conv, in_side: x });
+                    x = out_side(x, u.conv.k, u.conv.stride, u.conv.pad);
+                }
+                if let Some(d) = &block.downsample {
+                    convs.push(ConvAt { stage: s + 1, conv: &d.conv, in_side: block_in });
+                }
+            }
+        }
+        convs
+    }
+}

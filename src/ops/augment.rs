@@ -96,6 +96,10 @@ pub fn forward<B: Backend>(
                 p.blur_radius, p.jitter_order
             )));
         }
+        p.augmix.check()?;
+        if p.augmix.on != 0 && p.jitter != 0 {
+            return Err(Error::Invalid(format!("{OP}: sample {i} has both AugMix and colour jitter, which cannot be combined")));
+        }
     }
     let mut g = AugmentGeom { n, src, out, views: grids.len(), grids: [0; AUGMENT_MAX_VIEWS], mean: IMAGENET_MEAN, std: IMAGENET_STD };
     g.grids[..grids.len()].copy_from_slice(grids);

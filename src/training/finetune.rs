@@ -11,11 +11,13 @@ use std::str::FromStr;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::fgssl::{Fgssl, Head, HeadGrad};
+use crate::model::flops::StepMacs;
 use crate::model::State;
 use crate::ops::{cross_entropy, Mode};
 use crate::tensor::Tensor;
 
 use super::optim::Optimizer;
+use super::phases::{NoPhases, Phase, PhaseObserver};
 use super::ssl::{step_weight, BnStats};
 
 /// Which fine-tuning schedule runs per batch.
@@ -65,10 +67,25 @@ pub fn finetune_iteration<B: Backend>(
     bn_stats: BnStats,
     batch: &FinetuneBatch<'_, B>,
 ) -> Result<[f32; 4]> {
+    finetune_iteration_observed(b, model, st, opt, lr, bn_stats, batch, &mut NoPhases)
+}
+
+/// [`finetune_iteration`], telling `phases` where each step is (for `fgssl bench`).
+#[allow(clippy::too_many_arguments)]
+pub fn finetune_iteration_observed<B: Backend>(
+    b: &B,
+    model: &Fgssl,
+    st: &mut State<B>,
+    opt: &mut Optimizer,
+    lr: f32,
+    bn_stats: BnStats,
+    batch: &FinetuneBatch<'_, B>,
+    phases: &mut impl PhaseObserver<B>,
+) -> Result<[f32; 4]> {
     let mut losses = [0.0; 4];
     for (step, head) in Head::ALL.into_iter().enumerate() {
         let x = if step < 3 { batch.jigsaw[step] } else { batch.x };
-        losses[step] = ce_step(b, model, st, opt, lr, bn_stats, head, step_weight(head), x, batch.labels)?;
+        losses[step] = ce_step_observed(b, model, st, opt, lr, bn_stats, head, step_weight(head), x, batch.labels, phases)?;
     }
     Ok(losses)
 }
@@ -87,11 +104,39 @@ pub fn ce_step<B: Backend>(
     x: &Tensor<B>,
     labels: &[u32],
 ) -> Result<f32> {
+    ce_step_observed(b, model, st, opt, lr, bn_stats, head, weight, x, labels, &mut NoPhases)
+}
+
+/// [`ce_step`], telling `phases` when each phase begins.
+#[allow(clippy::too_many_arguments)]
+pub fn ce_step_observed<B: Backend>(
+    b: &B,
+    model: &Fgssl,
+    st: &mut State<B>,
+    opt: &mut Optimizer,
+    lr: f32,
+    bn_stats: BnStats,
+    head: Head,
+    weight: f32,
+    x: &Tensor<B>,
+    labels: &[u32],
+    phases: &mut impl PhaseObserver<B>,
+) -> Result<f32> {
+    phases.enter(b, Phase::Optimizer)?;
     st.params.zero_grad(b);
+    phases.enter(b, Phase::Forward)?;
     let acts = model.forward(b, st, x, Mode::Train, &bn_stats.plan(head, true))?;
     let (loss, saved) = cross_entropy::forward(b, acts.logits(head)?, labels)?;
+    phases.enter(b, Phase::Backward)?;
     let dlogits = cross_entropy::backward(b, &saved, labels, weight)?;
     model.backward(b, st, x, &acts, head, HeadGrad::Logits(&dlogits))?;
+    phases.enter(b, Phase::Optimizer)?;
     opt.step(b, &mut st.params, lr, |slot| model.trained_by(head, true, slot))?;
     Ok(weight * loss)
+}
+
+/// Model multiply-accumulates per image of one progressive fine-tuning iteration on `side`-pixel views (four
+/// steps, one view each, classifiers included; [`crate::model::flops`]).
+pub fn finetune_iteration_macs(model: &Fgssl, side: usize, bn_stats: BnStats) -> StepMacs {
+    Head::ALL.into_iter().map(|head| model.step_macs(side, head, &bn_stats.plan(head, true))).fold(StepMacs::default(), |a, m| a + m)
 }

@@ -5,6 +5,7 @@ pub mod epochs;
 pub mod finetune;
 pub mod knn;
 pub mod optim;
+pub mod phases;
 pub mod probe;
 pub mod schedule;
 pub mod ssl;

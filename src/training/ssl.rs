@@ -23,12 +23,14 @@ use std::str::FromStr;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::fgssl::{Fgssl, Head, HeadGrad, Plan};
+use crate::model::flops::StepMacs;
 use crate::model::State;
 use crate::ops::barlow_twins::{self, BtConfig};
 use crate::ops::Mode;
 use crate::tensor::Tensor;
 
 use super::optim::Optimizer;
+use super::phases::{NoPhases, Phase, PhaseObserver};
 
 /// How batch-norm running statistics are updated in the layers a step does not need (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -113,10 +115,25 @@ pub fn ssl_iteration<B: Backend>(
     cfg: &SslConfig,
     batch: &SslBatch<'_, B>,
 ) -> Result<[SslStepLog; 4]> {
+    ssl_iteration_observed(b, model, st, opt, lr, cfg, batch, &mut NoPhases)
+}
+
+/// [`ssl_iteration`], telling `phases` where each step is (for `fgssl bench`).
+#[allow(clippy::too_many_arguments)]
+pub fn ssl_iteration_observed<B: Backend>(
+    b: &B,
+    model: &Fgssl,
+    st: &mut State<B>,
+    opt: &mut Optimizer,
+    lr: f32,
+    cfg: &SslConfig,
+    batch: &SslBatch<'_, B>,
+    phases: &mut impl PhaseObserver<B>,
+) -> Result<[SslStepLog; 4]> {
     let mut logs = [SslStepLog { loss: 0.0, on_diag: 0.0, off_diag: 0.0, collapse_std: 0.0 }; 4];
     for (step, head) in Head::ALL.into_iter().enumerate() {
         let view1 = if step < 3 { batch.jigsaw[step] } else { batch.x1 };
-        logs[step] = ssl_step(b, model, st, opt, lr, cfg, head, view1, batch.x2)?;
+        logs[step] = ssl_step_observed(b, model, st, opt, lr, cfg, head, view1, batch.x2, phases)?;
     }
     Ok(logs)
 }
@@ -134,17 +151,45 @@ pub fn ssl_step<B: Backend>(
     view1: &Tensor<B>,
     view2: &Tensor<B>,
 ) -> Result<SslStepLog> {
+    ssl_step_observed(b, model, st, opt, lr, cfg, head, view1, view2, &mut NoPhases)
+}
+
+/// [`ssl_step`], telling `phases` when each phase begins.
+#[allow(clippy::too_many_arguments)]
+pub fn ssl_step_observed<B: Backend>(
+    b: &B,
+    model: &Fgssl,
+    st: &mut State<B>,
+    opt: &mut Optimizer,
+    lr: f32,
+    cfg: &SslConfig,
+    head: Head,
+    view1: &Tensor<B>,
+    view2: &Tensor<B>,
+    phases: &mut impl PhaseObserver<B>,
+) -> Result<SslStepLog> {
     let plan = cfg.bn_stats.plan(head, false);
+    phases.enter(b, Phase::Optimizer)?;
     st.params.zero_grad(b);
+    phases.enter(b, Phase::Forward)?;
     let acts1 = model.forward(b, st, view1, Mode::Train, &plan)?;
     let acts2 = model.forward(b, st, view2, Mode::Train, &plan)?;
     let (za, zb) = (acts1.z(head)?, acts2.z(head)?);
     let (terms, saved) = barlow_twins::forward(b, &cfg.bt, za, zb)?;
     let weight = step_weight(head);
+    phases.enter(b, Phase::Backward)?;
     let (dza, dzb) = barlow_twins::backward(b, &cfg.bt, &saved, weight)?;
     model.backward(b, st, view1, &acts1, head, HeadGrad::Embedding(&dza))?;
     model.backward(b, st, view2, &acts2, head, HeadGrad::Embedding(&dzb))?;
+    phases.enter(b, Phase::Monitor)?;
     let collapse_std = barlow_twins::std_of_l2_normalized(b, za)?;
+    phases.enter(b, Phase::Optimizer)?;
     opt.step(b, &mut st.params, lr, |slot| model.trained_by(head, false, slot))?;
     Ok(SslStepLog { loss: weight * terms.loss, on_diag: terms.on_diag, off_diag: terms.off_diag, collapse_std })
+}
+
+/// Model multiply-accumulates per image of one SSL iteration on `side`-pixel views (four steps, two views each;
+/// conv and linear layers, [`crate::model::flops`]).
+pub fn ssl_iteration_macs(model: &Fgssl, side: usize, bn_stats: BnStats) -> StepMacs {
+    Head::ALL.into_iter().map(|head| model.step_macs(side, head, &bn_stats.plan(head, false)) * 2).fold(StepMacs::default(), |a, m| a + m)
 }

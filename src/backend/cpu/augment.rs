@@ -5,7 +5,8 @@
 //! Everything is computed in f32 with the same IEEE operations in the same order as the kernels (which use
 //! non-contracting intrinsics for this reason), in the kernels' stages:
 //! 1. crop + bilinear resize (PyTorch's `align_corners=False`, no antialiasing) with the flips folded into the
-//!    sampling position, then the colour-jitter adjustments that come before contrast;
+//!    sampling position, then the colour-jitter adjustments that come before contrast; then AugMix on the view
+//!    rounded to u8 when the sample has it (`super::augmix`; never together with jitter);
 //! 2. the mean grey level of each jittered image (contrast blends towards it), summed in 16.16 fixed point so the
 //!    sum is exact and does not depend on the summation order;
 //! 3. contrast and the remaining jitter adjustments, grayscale;
@@ -225,6 +226,7 @@ fn check(g: &AugmentGeom, images: &[u8], params: &[SampleAug], perms: &[u32], ys
     for (i, p) in params.iter().enumerate() {
         let inside = p.crop_h > 0 && p.crop_w > 0 && (p.crop_top + p.crop_h) as usize <= g.src && (p.crop_left + p.crop_w) as usize <= g.src;
         assert!(inside, "augment_fwd: crop box of sample {i} leaves the {} x {} image: {p:?}", g.src, g.src);
+        assert!(p.augmix.on == 0 || (p.jitter == 0 && p.augmix.check().is_ok()), "augment_fwd: AugMix parameters of sample {i}: {p:?}");
     }
 }
 
@@ -250,6 +252,7 @@ pub fn fwd<T: Element>(g: &AugmentGeom, images: &[u8], params: &[SampleAug], per
     per_sample.into_par_iter().enumerate().for_each(|(i, outs)| {
         let p = &params[i];
         let mut a = resample(g, p, &images[i * img_len..][..img_len]);
+        super::augmix::apply(&p.augmix, &mut a, o);
         recolour(p, &mut a, o * o);
         let img = finish(g, p, &a);
         for (k, y) in outs.into_iter().enumerate() {

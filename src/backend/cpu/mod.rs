@@ -12,6 +12,7 @@
 pub mod adamw;
 pub mod add;
 pub mod augment;
+pub mod augmix;
 pub mod barlow_twins;
 pub mod batch_norm;
 pub mod concat;
@@ -84,6 +85,7 @@ impl<T: Element> Backend for CpuBackend<T> {
     type View<'a> = &'a [T];
     type ViewMut<'a> = &'a mut [T];
     type Bytes = Vec<u8>;
+    type Mark = std::time::Instant;
 
     fn name(&self) -> String {
         format!("cpu ({}, {} threads)", T::NAME, rayon::current_num_threads())
@@ -283,6 +285,15 @@ impl<T: Element> Backend for CpuBackend<T> {
 
     fn jigsaw_fwd(&self, g: &JigsawGeom, perms: &[u32], x: &[T], y: &mut [T]) {
         jigsaw::fwd(g, perms, x, y)
+    }
+
+    /// Every CPU op has finished when it returns, so the host clock times the work.
+    fn mark(&self) -> Result<std::time::Instant> {
+        Ok(std::time::Instant::now())
+    }
+
+    fn elapsed_ms(&self, from: &std::time::Instant, to: &std::time::Instant) -> Result<f64> {
+        Ok(to.saturating_duration_since(*from).as_secs_f64() * 1e3)
     }
 
     fn lars_step(&self, segments: &[LarsSegment], momentum: f32, eta: f32, params: &mut [T], grads: &[T], bufs: &mut [T]) {

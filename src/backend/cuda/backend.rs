@@ -3,9 +3,9 @@
 //! Status: `fgssl selftest --device cuda` (every op against the CPU reference, ResNet-18 SGD steps) and the
 //! compute-sanitizer memcheck / racecheck runs passed on an NVIDIA H200; `docs/GPU-STATUS.md` records what ran,
 //! when and at which commit (code changed since then is compile-checked only until it is listed there). Every op
-//! of [`crate::backend::Backend`] has a launcher (`launch/`); convolution uses the direct fp32 baseline kernel
-//! (`kernels/conv2d.cu`), one thread per output element, which the implicit-GEMM tensor-core kernels of the
-//! convolution issue will replace.
+//! of [`crate::backend::Backend`] has a launcher (`launch/`); convolution uses the fp32 implicit-GEMM kernels of
+//! `kernels/conv2d.cu` (tiled, split-K weight gradient); the direct kernels they replaced are kept in
+//! `kernels/conv2d_direct.cu` as the kernel lab's baseline.
 //!
 //! Errors: the op methods return `()` like the trait's. A failed launch (or a violated kernel precondition that
 //! the CPU reference would panic on) is never ignored: the FIRST such error is stored in the backend, later ops
@@ -56,6 +56,8 @@ pub(crate) struct Workspaces {
     pub train: launch::segments::TrainWorkspaces,
     /// Augmentation and jigsaw: parameters, permutations, grey means and the two stage buffers.
     pub augment: launch::augment::AugmentWorkspace,
+    /// AugMix (inside augmentation): the u8 view, the two chain buffers and the per-value tables.
+    pub augmix: launch::augmix::AugmixWorkspace,
 }
 
 /// `slot` holding at least `len` elements (at least 1), reallocating (contents unspecified) when it is smaller.
@@ -171,6 +173,13 @@ impl Cuda {
         lock(&self.workspaces)
     }
 
+    /// A pooled buffer of `len` f32 (contents unspecified) for a launcher's temporary workspace (the split-K
+    /// partial tiles of the convolution's weight gradient). Dropping it returns it to the pool, where the same call
+    /// in the next training step finds it, so steady-state training allocates nothing.
+    pub(crate) fn scratch(&self, len: usize) -> Result<DeviceBuf> {
+        self.pool.take(len)
+    }
+
     /// Keeps the first error of an op (the trait's op methods return `()`).
     fn record(&self, r: Result<()>) {
         if let Err(e) = r {
@@ -209,6 +218,7 @@ impl Backend for Cuda {
     type View<'a> = CudaView<'a, f32>;
     type ViewMut<'a> = CudaViewMut<'a, f32>;
     type Bytes = DeviceBytes;
+    type Mark = cudarc::driver::CudaEvent;
 
     // ---- device and memory ---------------------------------------------------------------
 
@@ -300,7 +310,7 @@ impl Backend for Cuda {
         self.record(launch::fill::fwd(self, n, value, &mut y));
     }
 
-    // ---- convolution (the direct fp32 baseline in kernels/conv2d.cu) -----------------------------------------
+    // ---- convolution (the implicit-GEMM fp32 kernels of kernels/conv2d.cu) --------------------------------------
 
     fn conv2d_fwd(&self, g: &Conv2dGeom, x: CudaView<'_, f32>, w: CudaView<'_, f32>, bias: Option<CudaView<'_, f32>>, mut y: CudaViewMut<'_, f32>) {
         self.record(launch::conv2d::fwd(self, g, &x, &w, bias.as_ref(), &mut y));
@@ -579,5 +589,15 @@ impl Backend for Cuda {
     /// Copies the permutations into the reused device workspace first.
     fn jigsaw_fwd(&self, g: &JigsawGeom, perms: &[u32], x: CudaView<'_, f32>, mut y: CudaViewMut<'_, f32>) {
         self.record(launch::jigsaw::fwd(self, g, perms, &x, &mut y));
+    }
+
+    /// A timing event recorded on the stream (see [`super::timing`]).
+    fn mark(&self) -> Result<cudarc::driver::CudaEvent> {
+        self.check()?;
+        super::timing::mark(&self.dev)
+    }
+
+    fn elapsed_ms(&self, from: &cudarc::driver::CudaEvent, to: &cudarc::driver::CudaEvent) -> Result<f64> {
+        super::timing::elapsed_ms(from, to)
     }
 }

@@ -9,6 +9,7 @@ pub mod launch;
 pub mod pool;
 pub mod probe;
 pub mod registry;
+pub mod timing;
 
 pub use backend::Cuda;
 

@@ -1,5 +1,5 @@
-//! `kernels/augment.cu`: `augment_resample` -> `augment_mean` -> `augment_recolour` -> `augment_blur_h` ->
-//! `augment_blur_v` (which also does solarize, normalise and the jigsaw scatter into every view); block 256,
+//! `kernels/augment.cu`: `augment_resample` -> (AugMix, `launch::augmix`, when a sample has it) -> `augment_mean` ->
+//! `augment_recolour` -> `augment_blur_h` -> `augment_blur_v` (which also does solarize, normalise and the jigsaw scatter into every view); block 256,
 //! grid-stride grids; `augment_mean` one block per sample.
 //!
 //! Host data per call: the per-sample parameters and the INVERSE of every jigsaw permutation (the kernel scatters
@@ -15,7 +15,7 @@ use crate::backend::geom::{AugmentGeom, SampleAug, AUGMENT_MAX_BLUR_RADIUS, AUGM
 use crate::error::Result;
 
 const _: () = assert!(std::mem::size_of::<AugmentGeom>() == 88);
-const _: () = assert!(std::mem::size_of::<SampleAug>() == 176 && std::mem::align_of::<SampleAug>() == 4);
+const _: () = assert!(std::mem::size_of::<SampleAug>() == 568 && std::mem::align_of::<SampleAug>() == 4);
 
 // SAFETY: plain `#[repr(C)]` structs of integers and floats, mirrored field for field in `kernels/augment.cu`,
 // which `static_assert`s the same sizes.
@@ -46,6 +46,9 @@ fn check_params(g: &AugmentGeom, params: &[SampleAug]) -> Result<()> {
         }
         if p.blur_radius as usize > AUGMENT_MAX_BLUR_RADIUS || p.jitter_order.iter().any(|&o| o > 3) {
             return Err(precondition(OP, format!("sample {i}: blur radius or jitter order out of range: {p:?}")));
+        }
+        if p.augmix.on != 0 && (p.jitter != 0 || p.augmix.check().is_err()) {
+            return Err(precondition(OP, format!("sample {i}: AugMix parameters out of range or combined with jitter: {p:?}")));
         }
     }
     Ok(())
@@ -105,8 +108,9 @@ pub fn fwd(
     let f_blur_h = cx.function("augment.cu", "augment_blur_h")?;
     let f_blur_v = cx.function("augment.cu", "augment_blur_v")?;
 
-    let mut ws = cx.workspaces();
-    let ws = &mut ws.augment;
+    let mut workspaces = cx.workspaces();
+    let workspaces = &mut *workspaces;
+    let (ws, augmix_ws) = (&mut workspaces.augment, &mut workspaces.augmix);
     let stream = cx.stream();
     let upload = |e| cuda_err(format!("{OP}: host-to-device copy failed: {e:?}"));
     let dev_params = ensure(stream, &mut ws.params, g.n, "augment parameter")?;
@@ -127,6 +131,7 @@ pub fn fwd(
     // SAFETY: `augment_resample(AugmentGeom, const u8* images, const SampleAug* params, float* a)`; images hold
     // n*src*src*3 bytes, params n, a n*3*out*out (checked / allocated above); crop boxes lie inside the image.
     launched("augment_resample", unsafe { b.launch(cfg_1d(cx.grid_stride(pixels, 256))) })?;
+    super::augmix::run(cx, augmix_ws, g, params, params_d, a_d)?;
 
     let mut b = stream.launch_builder(&f_mean);
     b.arg(g).arg(params_d).arg(&*a_d).arg(&mut *mean_d);
