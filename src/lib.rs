@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod params;
+pub mod plot;
 pub mod predictions;
 pub mod rng;
 pub mod selftest;

@@ -339,6 +339,7 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
         Evaluator::Heads => Vec::new(),
     };
     write_export(run, &reg, &st.download(b)?, extra, &metadata)?;
+    super::plots::plot_run(&run.root);
     say!("wrote {} (checkpoints/, export/, metrics.jsonl)", run.root.display());
     Ok(())
 }

@@ -7,14 +7,17 @@ mod bench;
 mod checkpoints;
 mod config_file;
 mod dataset;
+mod demo;
 mod embed;
 mod eval;
+mod export;
 mod finetune;
 mod info;
 mod knn;
 mod lab;
 mod metrics_log;
 mod model_file;
+mod plots;
 mod predict;
 mod pretrain;
 mod progress;
@@ -48,6 +51,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    Demo(demo::DemoArgs),
     Info(info::InfoArgs),
     Embed(embed::EmbedArgs),
     Synth(synth::SynthArgs),
@@ -58,6 +62,8 @@ enum Command {
     Predict(predict::PredictArgs),
     Eval(eval::EvalArgs),
     Knn(knn::KnnArgs),
+    Export(export::ExportArgs),
+    Plot(plots::PlotArgs),
     Lab(lab::LabArgs),
     Bench(bench::BenchArgs),
 }
@@ -172,6 +178,7 @@ where
         }
     };
     let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
         Command::Info(a) => info::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Synth(a) => synth::run(a),
@@ -182,6 +189,8 @@ where
         Command::Predict(a) => predict::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Knn(a) => knn::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Plot(a) => plots::run(a),
         Command::Lab(a) => lab::run(a),
         Command::Bench(a) => bench::run(a),
     };

@@ -163,6 +163,7 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {
     }
     obs.progress.finish();
     write_export(run, &reg, &st.download(b)?, Vec::new(), &metadata)?;
+    super::plots::plot_run(&run.root);
     say!("wrote {} (checkpoints/, export/backbone.safetensors, export/model.safetensors, metrics.jsonl)", run.root.display());
     Ok(())
 }

@@ -348,7 +348,11 @@ fn shell_word(word: &str) -> String {
 /// load_file(p), strict=False)` misses only `fc.*`), every tensor of the model (plus `extra`, e.g. the linear
 /// probe's `fc`), and `metadata.json`.
 pub fn write_export(run: &RunDir, reg: &Registry, host: &HostState, extra: Vec<(String, HostTensor)>, meta: &BTreeMap<String, String>) -> Result<()> {
-    let dir = run.export_dir();
+    write_export_to(&run.export_dir(), reg, host, extra, meta)
+}
+
+/// [`write_export`] into any folder (`fgssl export` writes a checkpoint's export with it).
+pub fn write_export_to(dir: &Path, reg: &Registry, host: &HostState, extra: Vec<(String, HostTensor)>, meta: &BTreeMap<String, String>) -> Result<()> {
     let all = reg.state_dict(host);
     let backbone: Vec<_> = all.iter().filter(|(k, _)| is_backbone_key(k)).cloned().collect();
     let mut backbone_meta = meta.clone();
