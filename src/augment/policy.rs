@@ -90,8 +90,17 @@ pub struct Recipe {
 
 impl Recipe {
     /// No random operation: the (full) image resized to `out` and normalised.
-    pub const IDENTITY: Recipe =
-        Recipe { crop: Crop::Full, hflip: 0.0, vflip: 0.0, jitter: None, grayscale: 0.0, blur: 0.0, blur_sigma: (0.1, 2.0), solarize: 0.0, augmix: None };
+    pub const IDENTITY: Recipe = Recipe {
+        crop: Crop::Full,
+        hflip: 0.0,
+        vflip: 0.0,
+        jitter: None,
+        grayscale: 0.0,
+        blur: 0.0,
+        blur_sigma: (0.1, 2.0),
+        solarize: 0.0,
+        augmix: None,
+    };
 }
 
 /// The named policies of the method.
@@ -297,7 +306,9 @@ pub fn draw(recipe: &Recipe, src: usize, out: usize, seed: u64, step: u32, sampl
     p.solarize = stream(op::SOLARIZE).bernoulli(recipe.solarize) as u32;
     if let Some(cfg) = &recipe.augmix {
         if recipe.jitter.is_some() {
-            return Err(Error::Invalid("a recipe cannot combine AugMix with colour jitter (AugMix runs on the u8 view, before every float operation)".into()));
+            return Err(Error::Invalid(
+                "a recipe cannot combine AugMix with colour jitter (AugMix runs on the u8 view, before every float operation)".into(),
+            ));
         }
         p.augmix = augmix::draw(cfg, out, seed, step, sample, view)?;
     }

@@ -352,7 +352,13 @@ pub fn write_export(run: &RunDir, reg: &Registry, host: &HostState, extra: Vec<(
 }
 
 /// [`write_export`] into any folder (`fgssl export` writes a checkpoint's export with it).
-pub fn write_export_to(dir: &Path, reg: &Registry, host: &HostState, extra: Vec<(String, HostTensor)>, meta: &BTreeMap<String, String>) -> Result<()> {
+pub fn write_export_to(
+    dir: &Path,
+    reg: &Registry,
+    host: &HostState,
+    extra: Vec<(String, HostTensor)>,
+    meta: &BTreeMap<String, String>,
+) -> Result<()> {
     let all = reg.state_dict(host);
     let backbone: Vec<_> = all.iter().filter(|(k, _)| is_backbone_key(k)).cloned().collect();
     let mut backbone_meta = meta.clone();
