@@ -38,6 +38,7 @@ use crate::ops::{cross_entropy, Mode};
 use crate::rng::Rng;
 use crate::tensor::{Shape, Tensor};
 use crate::training::optim::{Optimizer, OptimizerKind};
+use crate::training::phases::NoPhases;
 use crate::training::ssl::{ssl_iteration, SslBatch, SslConfig};
 
 mod conv_cases;
@@ -1323,7 +1324,7 @@ fn ssl_losses<B: Backend>(b: &B, f: &SslSetup, seed: u64) -> Result<(Vec<f32>, V
         let batch = ImageBatch::upload(b, &images, f.n, f.src)?;
         let v = augment::ssl_views(b, &views, &batch, seed, iteration as u32, &samples)?;
         let inputs = SslBatch { x1: &v.x1, jigsaw: [&v.jig[0], &v.jig[1], &v.jig[2]], x2: &v.x2 };
-        let logs = ssl_iteration(b, &model, &mut st, &mut opt, f.lr, &SslConfig::default(), &inputs)?;
+        let logs = ssl_iteration(b, &model, &mut st, &mut opt, f.lr, &SslConfig::default(), &inputs, &mut NoPhases)?;
         losses.extend(logs.iter().map(|l| l.loss));
         allocations.extend(b.device_allocations());
     }

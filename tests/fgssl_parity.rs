@@ -26,6 +26,7 @@ use fgssl::rng::{counter_uniform, fnv1a64};
 use fgssl::tensor::Tensor;
 use fgssl::training::finetune::{finetune_iteration, FinetuneBatch};
 use fgssl::training::optim::{Optimizer, OptimizerKind};
+use fgssl::training::phases::NoPhases;
 use fgssl::training::ssl::{ssl_iteration, BnStats, SslBatch, SslConfig};
 
 fn fixture() -> Fixture {
@@ -217,7 +218,7 @@ fn ssl_run<B: Exact>(b: &B, fx: &Fixture, s: &Setup, mode: BnStats) -> ([fgssl::
     let cfg = SslConfig { bt: BtConfig { lambda: s.hyper[4] as f32, form: BtForm::Standard }, bn_stats: mode };
     let batch = SslBatch { x1: &x1, jigsaw: [&jig[0], &jig[1], &jig[2]], x2: &x2 };
     let mut opt = optimizer(s);
-    let logs = ssl_iteration(b, &s.model, &mut st, &mut opt, s.hyper[0] as f32, &cfg, &batch).unwrap();
+    let logs = ssl_iteration(b, &s.model, &mut st, &mut opt, s.hyper[0] as f32, &cfg, &batch, &mut NoPhases).unwrap();
     (logs, st)
 }
 
@@ -227,7 +228,7 @@ fn ft_run<B: Exact>(b: &B, fx: &Fixture, s: &Setup, mode: BnStats) -> ([f32; 4],
     let labels = fx.u32s("ft.labels");
     let batch = FinetuneBatch { x: &x, jigsaw: [&jig[0], &jig[1], &jig[2]], labels: &labels };
     let mut opt = optimizer(s);
-    let losses = finetune_iteration(b, &s.model, &mut st, &mut opt, s.hyper[0] as f32, mode, &batch).unwrap();
+    let losses = finetune_iteration(b, &s.model, &mut st, &mut opt, s.hyper[0] as f32, mode, &batch, &mut NoPhases).unwrap();
     (losses, st)
 }
 

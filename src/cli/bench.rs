@@ -27,10 +27,10 @@ use crate::model::resnet::Arch;
 use crate::model::{HostState, State};
 use crate::ops::barlow_twins::BtConfig;
 use crate::rng::Rng;
-use crate::training::finetune::{finetune_iteration_macs, finetune_iteration_observed, FinetuneBatch};
+use crate::training::finetune::{finetune_iteration, finetune_iteration_macs, FinetuneBatch};
 use crate::training::optim::{Optimizer, OptimizerKind};
 use crate::training::phases::{Phase, PhaseObserver};
-use crate::training::ssl::{ssl_iteration_macs, ssl_iteration_observed, BnStats, SslBatch, SslConfig};
+use crate::training::ssl::{ssl_iteration, ssl_iteration_macs, BnStats, SslBatch, SslConfig};
 use crate::weights::write_atomic;
 
 /// Which iterations to time.
@@ -221,7 +221,7 @@ impl<B: Backend> Iteration<B> for SslIteration<'_, B> {
     fn run(&mut self, b: &B, images: &ImageBatch<B>, step: u32, marks: &mut Marks<B>) -> Result<Vec<f32>> {
         let v = augment::ssl_views(b, &self.views, images, self.seed, step, &self.ids)?;
         let batch = SslBatch { x1: &v.x1, jigsaw: [&v.jig[0], &v.jig[1], &v.jig[2]], x2: &v.x2 };
-        let logs = ssl_iteration_observed(b, self.model, self.st, &mut self.opt, LR, &self.cfg, &batch, marks)?;
+        let logs = ssl_iteration(b, self.model, self.st, &mut self.opt, LR, &self.cfg, &batch, marks)?;
         Ok(logs.iter().map(|l| l.loss).collect())
     }
 }
@@ -241,7 +241,7 @@ impl<B: Backend> Iteration<B> for FinetuneIteration<'_, B> {
     fn run(&mut self, b: &B, images: &ImageBatch<B>, step: u32, marks: &mut Marks<B>) -> Result<Vec<f32>> {
         let v = augment::finetune_views(b, &self.views, images, self.seed, step, &self.ids)?;
         let batch = FinetuneBatch { x: &v.x, jigsaw: [&v.jig[0], &v.jig[1], &v.jig[2]], labels: &self.labels };
-        Ok(finetune_iteration_observed(b, self.model, self.st, &mut self.opt, LR, self.bn_stats, &batch, marks)?.to_vec())
+        Ok(finetune_iteration(b, self.model, self.st, &mut self.opt, LR, self.bn_stats, &batch, marks)?.to_vec())
     }
 }
 

@@ -28,6 +28,7 @@ use crate::model::State;
 use super::checkpoint::Progress;
 use super::finetune::{ce_step, finetune_iteration, FinetuneBatch, FinetuneMode};
 use super::optim::Optimizer;
+use super::phases::NoPhases;
 use super::schedule::Schedule;
 use super::ssl::{ssl_iteration, BnStats, SslBatch, SslConfig, SslStepLog};
 
@@ -205,7 +206,7 @@ pub fn pretrain<B: Backend>(
             let images = upload_rows(b, cache, &rows, &mut host)?;
             let v = augment::ssl_views(b, views, &images, cfg.seed, iteration as u32, &sample_ids(&rows))?;
             let batch = SslBatch { x1: &v.x1, jigsaw: [&v.jig[0], &v.jig[1], &v.jig[2]], x2: &v.x2 };
-            let steps = ssl_iteration(b, model, st, opt, lr, ssl, &batch)?;
+            let steps = ssl_iteration(b, model, st, opt, lr, ssl, &batch, &mut NoPhases)?;
             let it = IterationLog { epoch, iteration, lr, images: rows.len(), seconds: t.elapsed().as_secs_f64(), steps: steps.to_vec() };
             obs.iteration(&it)?;
             check_finite(&it, "Barlow Twins")?;
@@ -257,11 +258,11 @@ pub fn finetune<B: Backend>(
                 FinetuneMode::Progressive => {
                     let v = augment::finetune_views(b, &ft.views, &images, cfg.seed, iteration as u32, &ids)?;
                     let batch = FinetuneBatch { x: &v.x, jigsaw: [&v.jig[0], &v.jig[1], &v.jig[2]], labels: &y };
-                    finetune_iteration(b, model, st, opt, lr, ft.bn_stats, &batch)?.to_vec()
+                    finetune_iteration(b, model, st, opt, lr, ft.bn_stats, &batch, &mut NoPhases)?.to_vec()
                 }
                 FinetuneMode::Plain => {
                     let x = augment::train_view(b, &ft.views, &images, cfg.seed, iteration as u32, &ids)?;
-                    vec![ce_step(b, model, st, opt, lr, ft.bn_stats, Head::Concat, 1.0, &x, &y)?]
+                    vec![ce_step(b, model, st, opt, lr, ft.bn_stats, Head::Concat, 1.0, &x, &y, &mut NoPhases)?]
                 }
             };
             let steps = losses.iter().map(|&loss| SslStepLog { loss, on_diag: 0.0, off_diag: 0.0, collapse_std: 0.0 }).collect();

@@ -17,7 +17,7 @@ use crate::ops::{cross_entropy, Mode};
 use crate::tensor::Tensor;
 
 use super::optim::Optimizer;
-use super::phases::{NoPhases, Phase, PhaseObserver};
+use super::phases::{Phase, PhaseObserver};
 use super::ssl::{step_weight, BnStats};
 
 /// Which fine-tuning schedule runs per batch.
@@ -57,22 +57,10 @@ pub struct FinetuneBatch<'a, B: Backend> {
     pub labels: &'a [u32],
 }
 
-/// Runs the progressive schedule on one batch; returns the four step losses (2 x CE on the concat step).
-pub fn finetune_iteration<B: Backend>(
-    b: &B,
-    model: &Fgssl,
-    st: &mut State<B>,
-    opt: &mut Optimizer,
-    lr: f32,
-    bn_stats: BnStats,
-    batch: &FinetuneBatch<'_, B>,
-) -> Result<[f32; 4]> {
-    finetune_iteration_observed(b, model, st, opt, lr, bn_stats, batch, &mut NoPhases)
-}
-
-/// [`finetune_iteration`], telling `phases` where each step is (for `fgssl bench`).
+/// Runs the progressive schedule on one batch; returns the four step losses (2 x CE on the concat step). `phases` is
+/// told where each step is (`fgssl bench`; training passes [`NoPhases`](super::phases::NoPhases)).
 #[allow(clippy::too_many_arguments)]
-pub fn finetune_iteration_observed<B: Backend>(
+pub fn finetune_iteration<B: Backend>(
     b: &B,
     model: &Fgssl,
     st: &mut State<B>,
@@ -85,31 +73,15 @@ pub fn finetune_iteration_observed<B: Backend>(
     let mut losses = [0.0; 4];
     for (step, head) in Head::ALL.into_iter().enumerate() {
         let x = if step < 3 { batch.jigsaw[step] } else { batch.x };
-        losses[step] = ce_step_observed(b, model, st, opt, lr, bn_stats, head, step_weight(head), x, batch.labels, phases)?;
+        losses[step] = ce_step(b, model, st, opt, lr, bn_stats, head, step_weight(head), x, batch.labels, phases)?;
     }
     Ok(losses)
 }
 
-/// One CE step of `head` with the loss scaled by `weight`; returns the scaled loss.
+/// One CE step of `head` with the loss scaled by `weight`; returns the scaled loss. `phases` is told when each
+/// phase begins.
 #[allow(clippy::too_many_arguments)]
 pub fn ce_step<B: Backend>(
-    b: &B,
-    model: &Fgssl,
-    st: &mut State<B>,
-    opt: &mut Optimizer,
-    lr: f32,
-    bn_stats: BnStats,
-    head: Head,
-    weight: f32,
-    x: &Tensor<B>,
-    labels: &[u32],
-) -> Result<f32> {
-    ce_step_observed(b, model, st, opt, lr, bn_stats, head, weight, x, labels, &mut NoPhases)
-}
-
-/// [`ce_step`], telling `phases` when each phase begins.
-#[allow(clippy::too_many_arguments)]
-pub fn ce_step_observed<B: Backend>(
     b: &B,
     model: &Fgssl,
     st: &mut State<B>,

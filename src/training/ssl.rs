@@ -30,7 +30,7 @@ use crate::ops::Mode;
 use crate::tensor::Tensor;
 
 use super::optim::Optimizer;
-use super::phases::{NoPhases, Phase, PhaseObserver};
+use super::phases::{Phase, PhaseObserver};
 
 /// How batch-norm running statistics are updated in the layers a step does not need (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -105,22 +105,10 @@ pub fn step_weight(head: Head) -> f32 {
     }
 }
 
-/// Runs the four progressive steps on one batch with learning rate `lr` (scaled per parameter group).
-pub fn ssl_iteration<B: Backend>(
-    b: &B,
-    model: &Fgssl,
-    st: &mut State<B>,
-    opt: &mut Optimizer,
-    lr: f32,
-    cfg: &SslConfig,
-    batch: &SslBatch<'_, B>,
-) -> Result<[SslStepLog; 4]> {
-    ssl_iteration_observed(b, model, st, opt, lr, cfg, batch, &mut NoPhases)
-}
-
-/// [`ssl_iteration`], telling `phases` where each step is (for `fgssl bench`).
+/// Runs the four progressive steps on one batch with learning rate `lr` (scaled per parameter group), telling
+/// `phases` where each step is (`fgssl bench`; training passes [`NoPhases`](super::phases::NoPhases)).
 #[allow(clippy::too_many_arguments)]
-pub fn ssl_iteration_observed<B: Backend>(
+pub fn ssl_iteration<B: Backend>(
     b: &B,
     model: &Fgssl,
     st: &mut State<B>,
@@ -133,30 +121,15 @@ pub fn ssl_iteration_observed<B: Backend>(
     let mut logs = [SslStepLog { loss: 0.0, on_diag: 0.0, off_diag: 0.0, collapse_std: 0.0 }; 4];
     for (step, head) in Head::ALL.into_iter().enumerate() {
         let view1 = if step < 3 { batch.jigsaw[step] } else { batch.x1 };
-        logs[step] = ssl_step_observed(b, model, st, opt, lr, cfg, head, view1, batch.x2, phases)?;
+        logs[step] = ssl_step(b, model, st, opt, lr, cfg, head, view1, batch.x2, phases)?;
     }
     Ok(logs)
 }
 
-/// One step: BT between the `head` embeddings of `view1` and `view2`, then one update.
+/// One step: BT between the `head` embeddings of `view1` and `view2`, then one update, telling `phases` when each
+/// phase begins.
 #[allow(clippy::too_many_arguments)]
 pub fn ssl_step<B: Backend>(
-    b: &B,
-    model: &Fgssl,
-    st: &mut State<B>,
-    opt: &mut Optimizer,
-    lr: f32,
-    cfg: &SslConfig,
-    head: Head,
-    view1: &Tensor<B>,
-    view2: &Tensor<B>,
-) -> Result<SslStepLog> {
-    ssl_step_observed(b, model, st, opt, lr, cfg, head, view1, view2, &mut NoPhases)
-}
-
-/// [`ssl_step`], telling `phases` when each phase begins.
-#[allow(clippy::too_many_arguments)]
-pub fn ssl_step_observed<B: Backend>(
     b: &B,
     model: &Fgssl,
     st: &mut State<B>,
