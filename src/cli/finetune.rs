@@ -11,8 +11,8 @@ use super::checkpoints::{BestMetric, CheckpointPolicy};
 use super::metrics_log::MetricsLog;
 use super::progress::{interrupt_requested, INTERRUPTED_EXIT_CODE};
 use super::run_dir::{load_resume, log_line, say, write_export, RunConfig, RunDir, RunObserver, Validate};
-use super::training_args::{build_model, explain_out_of_memory, merge, model_metadata, DataArgs, ModelArgs, OptimArgs, RunArgs};
-use super::{select_backend, CliError, CliResult, Selected};
+use super::training_args::{build_model, merge, model_metadata, run_training, DataArgs, ModelArgs, OptimArgs, RunArgs, TrainingCommand};
+use super::{CliError, CliResult};
 use crate::augment::{self, FinetuneViewConfig, Grids, ImageBatch, Jigsaw, Policy};
 use crate::backend::Backend;
 use crate::data::cache::ImageCache;
@@ -91,19 +91,19 @@ pub struct FinetuneArgs {
 }
 
 pub fn run(args: FinetuneArgs) -> CliResult {
-    args.run.start()?;
-    let run = RunDir::create(&args.run.out, args.run.resume.is_some(), args.run.overwrite)?;
-    let batch_size = args.optim.batch_size;
-    let result = match select_backend(args.optim.device) {
-        Ok(Selected::Cpu(b)) => run_on(&b, &run, args),
-        Ok(Selected::Cuda(b)) => run_on(b.as_ref(), &run, args),
-        Err(e) => Err(e),
+    run_training(args)
+}
+
+impl TrainingCommand for FinetuneArgs {
+    fn run_args(&self) -> &RunArgs {
+        &self.run
     }
-    .map_err(|e| explain_out_of_memory(e, batch_size));
-    if let Err(e) = &result {
-        log_line(&format!("error: {}", e.message));
+    fn optim_args(&self) -> &OptimArgs {
+        &self.optim
     }
-    result
+    fn run_on<B: Backend>(self, b: &B, run: &RunDir) -> CliResult {
+        run_on(b, run, self)
+    }
 }
 
 /// How the evaluated splits are scored: the model's four heads, or the linear probe on frozen features.

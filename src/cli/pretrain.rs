@@ -7,9 +7,9 @@ use serde_json::json;
 
 use super::checkpoints::{BestMetric, CheckpointPolicy};
 use super::metrics_log::{num, MetricsLog};
-use super::run_dir::{load_resume, log_line, say, write_export, RunConfig, RunDir, RunObserver};
-use super::training_args::{build_model, explain_out_of_memory, merge, model_metadata, DataArgs, ModelArgs, OptimArgs, RunArgs};
-use super::{select_backend, CliResult, Selected};
+use super::run_dir::{load_resume, say, write_export, RunConfig, RunDir, RunObserver};
+use super::training_args::{build_model, merge, model_metadata, run_training, DataArgs, ModelArgs, OptimArgs, RunArgs, TrainingCommand};
+use super::CliResult;
 use crate::augment::{Grids, Jigsaw, SslViewConfig};
 use crate::backend::Backend;
 use crate::error::Error;
@@ -64,19 +64,19 @@ pub struct PretrainArgs {
 }
 
 pub fn run(args: PretrainArgs) -> CliResult {
-    args.run.start()?;
-    let run = RunDir::create(&args.run.out, args.run.resume.is_some(), args.run.overwrite)?;
-    let batch_size = args.optim.batch_size;
-    let result = match select_backend(args.optim.device) {
-        Ok(Selected::Cpu(b)) => run_on(&b, &run, args),
-        Ok(Selected::Cuda(b)) => run_on(b.as_ref(), &run, args),
-        Err(e) => Err(e),
+    run_training(args)
+}
+
+impl TrainingCommand for PretrainArgs {
+    fn run_args(&self) -> &RunArgs {
+        &self.run
     }
-    .map_err(|e| explain_out_of_memory(e, batch_size));
-    if let Err(e) = &result {
-        log_line(&format!("error: {}", e.message));
+    fn optim_args(&self) -> &OptimArgs {
+        &self.optim
     }
-    result
+    fn run_on<B: Backend>(self, b: &B, run: &RunDir) -> CliResult {
+        run_on(b, run, self)
+    }
 }
 
 fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {

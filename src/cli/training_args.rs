@@ -11,9 +11,10 @@ use super::checkpoints::BestMetric;
 use super::dataset::SourceArgs;
 use super::metrics_log::num;
 use super::progress::{catch_interrupts, set_quiet, ProgressReport};
-use super::run_dir::{say, Resume};
-use super::{is_backbone_key, CliError, CliResult, Device};
+use super::run_dir::{log_line, say, Resume, RunDir};
+use super::{is_backbone_key, select_backend, CliError, CliResult, Device, Selected};
 use crate::augment::Grids;
+use crate::backend::Backend;
 use crate::data::cache::{CacheOptions, ImageCache};
 use crate::data::fundus::FundusCrop;
 use crate::data::split::{make_splits, SplitConfig, Splits};
@@ -230,6 +231,32 @@ impl RunArgs {
     pub fn progress(&self, per_epoch: usize, epochs: usize, first: usize) -> ProgressReport {
         ProgressReport::new(per_epoch * epochs, first, epochs, std::time::Duration::from_secs_f64(self.log_interval))
     }
+}
+
+/// `fgssl pretrain` and `fgssl finetune`: what [`run_training`] needs to drive either.
+pub trait TrainingCommand: Sized {
+    fn run_args(&self) -> &RunArgs;
+    fn optim_args(&self) -> &OptimArgs;
+    /// The command itself, on the chosen backend, in the created run folder.
+    fn run_on<B: Backend>(self, b: &B, run: &RunDir) -> CliResult;
+}
+
+/// Runs a training command: progress and signal handling, the run folder, the backend, an out-of-memory error told
+/// in the command's terms, and any error written to train.log as well.
+pub fn run_training<C: TrainingCommand>(cmd: C) -> CliResult {
+    cmd.run_args().start()?;
+    let run = RunDir::create(&cmd.run_args().out, cmd.run_args().resume.is_some(), cmd.run_args().overwrite)?;
+    let batch_size = cmd.optim_args().batch_size;
+    let result = match select_backend(cmd.optim_args().device) {
+        Ok(Selected::Cpu(b)) => cmd.run_on(&b, &run),
+        Ok(Selected::Cuda(b)) => cmd.run_on(b.as_ref(), &run),
+        Err(e) => Err(e),
+    }
+    .map_err(|e| explain_out_of_memory(e, batch_size));
+    if let Err(e) = &result {
+        log_line(&format!("error: {}", e.message));
+    }
+    result
 }
 
 /// A failed CUDA allocation, told in the terms of the command: the batch size tried and a smaller one to try.
