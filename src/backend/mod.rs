@@ -23,6 +23,50 @@ use crate::error::Result;
 use crate::tensor::{DType, Format, Shape};
 use geom::*;
 
+/// What a backend multiplies convolutions in; everything else is f32 (or the f64 reference's f64) in both.
+///
+/// `Bf16` is mixed precision in the sense of PyTorch's autocast, applied to convolutions only (they carry
+/// almost all of FG-SSL's FLOPs): the forward pass and both gradients (input and weight) multiply operands rounded
+/// to bf16 (round to nearest even) with f32 accumulation, on tensor cores on a GPU. The conv output, the
+/// activations stored between ops, batch norm, linear layers, losses, master weights, gradients and optimizer state
+/// stay f32, and so does a conv bias (added after the product; its gradient sums the unrounded `dy`). The CPU
+/// backend emulates the same rounding exactly, so it stays the reference for a bf16 GPU run up to summation order.
+/// Storing activations themselves in bf16 (NHWC) is not done yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Bf16,
+}
+
+impl Precision {
+    pub const NAMES: [&'static str; 2] = ["fp32", "bf16"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fp32" | "f32" => Ok(Precision::Fp32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(format!("'{other}' is not a precision (expected fp32 or bf16)")),
+        }
+    }
+}
+
 /// What batch norm's elementwise pass does after the affine map `bn(x) = (x - mean) * invstd * gamma + beta`: the
 /// fused BN+ReLU and BN+add+ReLU of ResNet units and block tails, one pass instead of two or three.
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +116,10 @@ pub trait Backend: Sized {
     /// activations use, unless the backend computes in another precision throughout (the f64 CPU reference).
     fn param_format(&self) -> Format {
         Format::NCHW_F32
+    }
+    /// What convolutions multiply in ([`Precision`]).
+    fn precision(&self) -> Precision {
+        Precision::Fp32
     }
     /// `numel` elements of `dtype`, contents unspecified.
     fn alloc(&self, numel: usize, dtype: DType) -> Result<Self::Buf>;

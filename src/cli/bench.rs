@@ -132,7 +132,7 @@ impl BenchArgs {
 
 pub fn run(args: BenchArgs) -> CliResult {
     args.check()?;
-    match select_backend(args.device)? {
+    match select_backend(args.device, crate::backend::Precision::Fp32)? {
         Selected::Cpu(b) => run_on(&b, &args, "cpu"),
         Selected::Cuda(b) => run_on(b.as_ref(), &args, "cuda"),
     }

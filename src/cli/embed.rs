@@ -64,7 +64,7 @@ fn parse_arch(s: &str) -> std::result::Result<Arch, String> {
 }
 
 pub fn run(args: EmbedArgs) -> CliResult {
-    match select_backend(args.device)? {
+    match select_backend(args.device, crate::backend::Precision::Fp32)? {
         Selected::Cpu(b) => run_on(&b, args),
         Selected::Cuda(b) => run_on(b.as_ref(), args),
     }

@@ -49,7 +49,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> CliResult {
-    match select_backend(args.view.device)? {
+    match select_backend(args.view.device, crate::backend::Precision::Fp32)? {
         Selected::Cpu(b) => run_on(&b, args),
         Selected::Cuda(b) => run_on(b.as_ref(), args),
     }

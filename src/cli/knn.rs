@@ -66,7 +66,7 @@ pub struct KnnArgs {
 }
 
 pub fn run(args: KnnArgs) -> CliResult {
-    match select_backend(args.view.device)? {
+    match select_backend(args.view.device, crate::backend::Precision::Fp32)? {
         Selected::Cpu(b) => run_on(&b, args),
         Selected::Cuda(b) => run_on(b.as_ref(), args),
     }

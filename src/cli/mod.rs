@@ -31,6 +31,7 @@ use std::str::FromStr;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::backend::Precision;
 use crate::error::Error;
 use crate::model::resnet::{Arch, ResNet};
 use crate::model::{HostState, Registry};
@@ -126,23 +127,25 @@ pub(crate) enum Selected {
     Cuda(Box<crate::backend::cuda::Cuda>),
 }
 
-/// Opens the backend `--device` asks for. `auto` takes CUDA device 0 when a driver is present and the device opens
-/// (NVRTC included); otherwise it says why on stderr and uses the CPU. A device asked for by name never falls back.
-pub(crate) fn select_backend(device: Device) -> CliResult<Selected> {
+/// Opens the backend `--device` asks for, computing convolutions in `precision`. `auto` takes CUDA device 0 when a
+/// driver is present and the device opens (NVRTC included); otherwise it says why on stderr and uses the CPU. A
+/// device asked for by name never falls back.
+pub(crate) fn select_backend(device: Device, precision: Precision) -> CliResult<Selected> {
+    use crate::backend::cpu::Cpu;
     use crate::backend::cuda::{probe, Cuda};
     match device {
-        Device::Cpu => Ok(Selected::Cpu(crate::backend::cpu::Cpu::new())),
+        Device::Cpu => Ok(Selected::Cpu(Cpu::with_precision(precision))),
         Device::Auto => {
             if probe::driver_present() {
                 match Cuda::open(0) {
-                    Ok(cuda) => return Ok(Selected::Cuda(Box::new(cuda))),
+                    Ok(cuda) => return Ok(Selected::Cuda(Box::new(cuda.with_precision(precision)))),
                     Err(e) => eprintln!("note: --device auto: CUDA driver found but cuda:0 is unusable ({e}); using the CPU"),
                 }
             }
-            Ok(Selected::Cpu(crate::backend::cpu::Cpu::new()))
+            Ok(Selected::Cpu(Cpu::with_precision(precision)))
         }
         Device::Cuda(ordinal) => match Cuda::open(ordinal) {
-            Ok(cuda) => Ok(Selected::Cuda(Box::new(cuda))),
+            Ok(cuda) => Ok(Selected::Cuda(Box::new(cuda.with_precision(precision)))),
             Err(e) => {
                 let reason = match e {
                     _ if !probe::driver_present() => "no CUDA driver on this machine (libcuda.so.1 not found)".to_string(),

@@ -247,7 +247,7 @@ pub fn run_training<C: TrainingCommand>(cmd: C) -> CliResult {
     cmd.run_args().start()?;
     let run = RunDir::create(&cmd.run_args().out, cmd.run_args().resume.is_some(), cmd.run_args().overwrite)?;
     let batch_size = cmd.optim_args().batch_size;
-    let result = match select_backend(cmd.optim_args().device) {
+    let result = match select_backend(cmd.optim_args().device, crate::backend::Precision::Fp32) {
         Ok(Selected::Cpu(b)) => cmd.run_on(&b, &run),
         Ok(Selected::Cuda(b)) => cmd.run_on(b.as_ref(), &run),
         Err(e) => Err(e),

@@ -261,8 +261,7 @@ pub fn bwd<T: Element>(g: &Conv2dGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&m
         assert_eq!(dx.len(), g.x_len(), "conv2d_bwd: dx length");
     }
     if let Some(db) = dbias {
-        assert_eq!(db.len(), g.c_out, "conv2d_bwd: dbias length");
-        bias_grad(g, d, dy, db);
+        bias_grad(g, dy, db);
     }
     if g.n == 0 {
         return;
@@ -338,7 +337,10 @@ pub fn bwd<T: Element>(g: &Conv2dGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&m
 }
 
 /// `dbias[o] += Σ_{n, p} dy[n, o, p]`, summed in f64 in a fixed order, one task per output channel.
-fn bias_grad<T: Element>(g: &Conv2dGeom, d: Dims, dy: &[T], db: &mut [T]) {
+pub fn bias_grad<T: Element>(g: &Conv2dGeom, dy: &[T], db: &mut [T]) {
+    assert_eq!(dy.len(), g.y_len(), "conv2d_bwd: dy length");
+    assert_eq!(db.len(), g.c_out, "conv2d_bwd: dbias length");
+    let d = dims(g);
     db.par_iter_mut().enumerate().for_each(|(o, db)| {
         let mut s = 0.0f64;
         for ni in 0..g.n {

@@ -39,13 +39,35 @@ pub trait Element:
     /// Rounds to nearest when `Self` is wider.
     fn to_f32(self) -> f32;
     fn to_f64(self) -> f64;
+    /// The nearest bf16 value (ties to even, one rounding from `Self`), as `Self`: the operand rounding of
+    /// [`crate::backend::Precision::Bf16`].
+    fn round_bf16(self) -> Self;
     fn exp(self) -> Self;
     fn exp_m1(self) -> Self;
     fn is_nan(self) -> bool;
 }
 
+/// `v` rounded to the nearest bf16 (ties to even) in one step. `half`'s `bf16::from_f64` goes through f32, which
+/// rounds twice (1 + 2^-8 + 2^-40 would become the tie 1 + 2^-8 and then 1), so f64 drops its low 45 mantissa bits
+/// here itself. Outside f32's normal range (bf16 subnormals, overflow), where that shortcut does not hold, `half`
+/// decides; no value the engine computes with lives there.
+fn round_f64_to_bf16(v: f64) -> f64 {
+    let magnitude = v.abs();
+    if !(f32::MIN_POSITIVE as f64..=f32::MAX as f64).contains(&magnitude) {
+        return half::bf16::from_f64(v).to_f64();
+    }
+    const DROPPED: u32 = 52 - 7;
+    let bits = v.to_bits();
+    let rounded = bits + ((1u64 << (DROPPED - 1)) - 1) + ((bits >> DROPPED) & 1);
+    f64::from_bits(rounded & !((1u64 << DROPPED) - 1))
+}
+
+fn round_f32_to_bf16(v: f32) -> f32 {
+    half::bf16::from_f32(v).to_f32()
+}
+
 macro_rules! impl_element {
-    ($t:ident, $dtype:expr) => {
+    ($t:ident, $dtype:expr, $round_bf16:ident) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -66,6 +88,9 @@ macro_rules! impl_element {
             fn to_f64(self) -> f64 {
                 self as f64
             }
+            fn round_bf16(self) -> Self {
+                $round_bf16(self)
+            }
             fn exp(self) -> Self {
                 $t::exp(self)
             }
@@ -79,5 +104,5 @@ macro_rules! impl_element {
     };
 }
 
-impl_element!(f32, DType::F32);
-impl_element!(f64, DType::F64);
+impl_element!(f32, DType::F32, round_f32_to_bf16);
+impl_element!(f64, DType::F64, round_f64_to_bf16);

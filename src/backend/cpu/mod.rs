@@ -37,14 +37,18 @@ use std::marker::PhantomData;
 use std::ops::Range;
 
 use super::geom::*;
-use super::{Backend, BnEpilogue, BnEpilogueGrad};
+use super::{Backend, BnEpilogue, BnEpilogueGrad, Precision};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Format, Layout, Shape};
 pub use element::Element;
 
-/// The CPU reference backend computing in `T`. Stateless: buffers are `Vec<T>`, views are slices.
+/// The CPU reference backend computing in `T`. Buffers are `Vec<T>`, views are slices; the only state is the
+/// [`Precision`] its convolutions emulate.
 #[derive(Clone, Copy, Debug)]
-pub struct CpuBackend<T>(PhantomData<T>);
+pub struct CpuBackend<T> {
+    precision: Precision,
+    element: PhantomData<T>,
+}
 
 /// The f32 CPU reference backend.
 pub type Cpu = CpuBackend<f32>;
@@ -52,8 +56,15 @@ pub type Cpu = CpuBackend<f32>;
 pub type Cpu64 = CpuBackend<f64>;
 
 impl<T: Element> CpuBackend<T> {
+    /// The fp32 (or f64) reference.
     pub fn new() -> Self {
-        CpuBackend(PhantomData)
+        Self::with_precision(Precision::Fp32)
+    }
+
+    /// With [`Precision::Bf16`], convolutions round their operands to bf16 first (emulating the tensor-core path
+    /// exactly, up to summation order) and compute in `T` as usual.
+    pub fn with_precision(precision: Precision) -> Self {
+        CpuBackend { precision, element: PhantomData }
     }
 
     /// NCHW in `T`: the only format this backend stores, for activations and parameter arenas alike.
@@ -64,6 +75,12 @@ impl<T: Element> Default for CpuBackend<T> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A copy of `v` with every element rounded to bf16 ([`Element::round_bf16`]).
+fn rounded_bf16<T: Element>(v: &[T]) -> Vec<T> {
+    use rayon::prelude::*;
+    v.par_iter().map(|&e| e.round_bf16()).collect()
 }
 
 fn backend_error(reason: impl Into<String>) -> Error {
@@ -88,7 +105,14 @@ impl<T: Element> Backend for CpuBackend<T> {
     type Mark = std::time::Instant;
 
     fn name(&self) -> String {
-        format!("cpu ({}, {} threads)", T::NAME, rayon::current_num_threads())
+        match self.precision {
+            Precision::Fp32 => format!("cpu ({}, {} threads)", T::NAME, rayon::current_num_threads()),
+            Precision::Bf16 => format!("cpu ({}, bf16 convolutions emulated, {} threads)", T::NAME, rayon::current_num_threads()),
+        }
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
     }
 
     fn activation_format(&self) -> Format {
@@ -152,12 +176,25 @@ impl<T: Element> Backend for CpuBackend<T> {
         fill::fill(n, value, y)
     }
 
+    /// Bf16: the product of the rounded `x` and `w`, then the f32 bias.
     fn conv2d_fwd(&self, g: &Conv2dGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
-        conv2d::fwd(g, x, w, bias, y)
+        match self.precision {
+            Precision::Fp32 => conv2d::fwd(g, x, w, bias, y),
+            Precision::Bf16 => conv2d::fwd(g, &rounded_bf16(x), &rounded_bf16(w), bias, y),
+        }
     }
 
+    /// Bf16: `dx` and `dw` from the rounded `x`, `w` and `dy`; `dbias` from the unrounded `dy`.
     fn conv2d_bwd(&self, g: &Conv2dGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&mut [T]>, dw: &mut [T], dbias: Option<&mut [T]>) {
-        conv2d::bwd(g, x, w, dy, dx, dw, dbias)
+        match self.precision {
+            Precision::Fp32 => conv2d::bwd(g, x, w, dy, dx, dw, dbias),
+            Precision::Bf16 => {
+                conv2d::bwd(g, &rounded_bf16(x), &rounded_bf16(w), &rounded_bf16(dy), dx, dw, None);
+                if let Some(dbias) = dbias {
+                    conv2d::bias_grad(g, dy, dbias);
+                }
+            }
+        }
     }
 
     fn batch_norm_fwd_train(

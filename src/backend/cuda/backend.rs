@@ -35,7 +35,7 @@ use super::launch;
 use super::pool::{self, DeviceBuf, DeviceBytes, Pool};
 use super::{cuda_err, CudaDevice};
 use crate::backend::geom::*;
-use crate::backend::{Backend, BnEpilogue, BnEpilogueGrad};
+use crate::backend::{Backend, BnEpilogue, BnEpilogueGrad, Precision};
 use crate::error::Result;
 use crate::tensor::{DType, Format, Shape};
 
@@ -89,6 +89,8 @@ pub struct Cuda {
     pool: Arc<Pool>,
     /// The first launch error, reported by every later fallible call.
     error: Mutex<Option<String>>,
+    /// What convolutions multiply in ([`Precision`]).
+    precision: Precision,
 }
 
 impl std::fmt::Debug for Cuda {
@@ -126,7 +128,15 @@ impl Cuda {
             workspaces: Mutex::new(Workspaces::default()),
             pool: Pool::new(stream),
             error: Mutex::new(None),
+            precision: Precision::Fp32,
         })
+    }
+
+    /// The same backend with convolutions in `precision` ([`Precision::Bf16`]: the tensor-core kernels of
+    /// `kernels/conv2d_bf16.cu`).
+    pub fn with_precision(mut self, precision: Precision) -> Cuda {
+        self.precision = precision;
+        self
     }
 
     pub fn device(&self) -> &CudaDevice {
@@ -232,6 +242,10 @@ impl Backend for Cuda {
 
     fn param_format(&self) -> Format {
         Format::NCHW_F32
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Uninitialised device memory from the caching allocator.
