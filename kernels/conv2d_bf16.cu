@@ -9,10 +9,13 @@
 // from one input pixel; chunks outside the image, past M/N or past K are zero-filled with cp.async's src-size form.
 // Requirements (checked by the launcher, src/backend/cuda/launch/conv2d_bf16.rs): C % 8 == 0, c_out % 8 == 0,
 // 16-byte aligned tensors, every index < 2^31.
-// WHERE CONVERSIONS HAPPEN: today the engine is NCHW fp32 end to end. These kernels are reached through the
-// launchers only (selftest, `fgssl lab conv`), which convert with the layout kernels at the bottom of this file:
-// NCHW f32 -> NHWC bf16 (activations, and OIHW f32 -> [O, kh, kw, C] bf16 weights: the same kernel with n = O,
-// hw = kh*kw), NHWC bf16 -> NCHW f32, NHWC f32 -> NCHW f32 (f32 outputs, and dw [O, kh, kw, C] -> OIHW). Keeping
+// WHERE CONVERSIONS HAPPEN: the engine stores NCHW f32 activations and OIHW f32 weights. With `--precision bf16`
+// the CUDA backend's conv2d_fwd / conv2d_bwd run these kernels behind that boundary
+// (src/backend/cuda/launch/conv2d_bf16_nchw.rs), converting on every call with the layout kernels at the bottom of
+// this file: x, dy NCHW f32 -> NHWC bf16 and w OIHW f32 -> [O, kh, kw, C] bf16 (the same kernel with n = O,
+// hw = kh*kw; c_out not a multiple of 8 is padded with zero weight rows and zero dy channels); the GEMMs write f32
+// NHWC into workspaces, and `conv2d_bf16_nhwc_f32_to_nchw` brings y (+ bias), dx and dw (accumulated, dw +=) back
+// to NCHW / OIHW. The kernel lab (`fgssl lab conv`) and selftest also reach the launchers directly. Keeping
 // activations NHWC bf16 between layers (no conversions) is the performance issue's job.
 //
 // THE THREE GEMMS (row-major C[M, N] = sum_k A[m, k] * B[n, k]; mma's ".row.col"):
@@ -46,7 +49,8 @@
 //   conv2d_bf16_weight_transpose(u32 c_out, u32 khw, u32 c, const u16* w, u16* wt)       [O,khw,C] -> [C,khw,O]
 //   conv2d_bf16_nchw_to_nhwc(u32 n, u32 c, u32 hw, u32 c_pad, const float* x, u16* y)    f32 -> bf16 (RNE), pads 0
 //   conv2d_bf16_nhwc_to_nchw(u32 n, u32 c, u32 hw, u32 c_pad, const u16* x, float* y)    drops padded channels
-//   conv2d_bf16_nhwc_f32_to_nchw(u32 n, u32 c, u32 hw, u32 c_pad, const float* x, float* y)
+//   conv2d_bf16_nhwc_f32_to_nchw(u32 n, u32 c, u32 hw, u32 c_pad, const float* x, const float* bias /*nullable*/,
+//                                u32 accumulate, float* y)                             y (+)= x (+ bias), f32
 // (u16 = bf16 bits; the layout kernels: block FG_BLOCK, grid-stride over the output.)
 #ifndef FG_COMMON_CUH
 #include "common.cuh"
@@ -400,11 +404,18 @@ extern "C" __global__ void conv2d_bf16_nhwc_to_nchw(u32 n, u32 c, u32 hw, u32 c_
     }
 }
 
-// The same permutation for f32 data (f32 outputs; dw [O, kh, kw, C] -> OIHW with n = O, hw = kh*kw).
-extern "C" __global__ void conv2d_bf16_nhwc_f32_to_nchw(u32 n, u32 c, u32 hw, u32 c_pad, const float* __restrict__ x, float* __restrict__ y) {
+// The same permutation for f32 data, with the two things the NCHW boundary of the training path needs on the way:
+// y[img, ch, p] (+)= x[img, p, ch] (+ bias[ch]). Uses: the GEMMs' f32 outputs -> NCHW (the forward's y with the conv
+// bias, nullable, added in f32 as Precision::Bf16 specifies; dx), and dw [O, kh, kw, C] -> OIHW
+// (n = O, hw = kh*kw) with accumulate = 1: `dw +=`, as every parameter gradient (y is not read when accumulate = 0,
+// so a NaN-poisoned output is overwritten).
+extern "C" __global__ void conv2d_bf16_nhwc_f32_to_nchw(u32 n, u32 c, u32 hw, u32 c_pad, const float* __restrict__ x,
+                                                        const float* __restrict__ bias, u32 accumulate, float* __restrict__ y) {
     const u64 total = (u64)n * c * hw;
     FG_GRID_STRIDE(idx, total) {
         const u64 p = idx % hw, ch = (idx / hw) % c, img = idx / ((u64)hw * c);
-        y[idx] = x[(img * hw + p) * c_pad + ch];
+        float v = x[(img * hw + p) * c_pad + ch];
+        if (bias != nullptr) v += bias[ch];
+        y[idx] = accumulate ? y[idx] + v : v;
     }
 }

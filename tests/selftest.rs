@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use fgssl::backend::cpu::{Cpu, Cpu64};
 use fgssl::backend::geom::*;
-use fgssl::backend::{Backend, BnEpilogue, BnEpilogueGrad};
+use fgssl::backend::{Backend, BnEpilogue, BnEpilogueGrad, Precision};
 use fgssl::error::Result;
 use fgssl::selftest::{self, Options};
 use fgssl::tensor::{DType, Format, Shape};
@@ -23,6 +23,8 @@ enum Fault {
     GapBwdSkipsLast,
     /// `linear_bwd` overwrites `dw` instead of accumulating into it.
     LinearBwdOverwritesDw,
+    /// Claims bf16 convolutions but multiplies unrounded fp32 operands.
+    Bf16WithoutRounding,
 }
 
 /// The f32 CPU backend with one deliberate bug.
@@ -43,6 +45,13 @@ impl Backend for Faulty {
     }
     fn param_format(&self) -> Format {
         self.0.param_format()
+    }
+    fn precision(&self) -> Precision {
+        if self.1 == Fault::Bf16WithoutRounding {
+            Precision::Bf16
+        } else {
+            self.0.precision()
+        }
     }
     fn alloc(&self, numel: usize, dtype: DType) -> Result<Vec<f32>> {
         self.0.alloc(numel, dtype)
@@ -307,6 +316,30 @@ fn a_wrong_op_fails_exactly_that_op() {
 }
 
 #[test]
+fn cpu64_with_bf16_convolutions_passes_against_the_bf16_emulating_reference() {
+    let report = selftest::run(&Cpu64::with_precision(Precision::Bf16), &opts(21, true));
+    println!("{report}");
+    assert!(report.passed(), "{}", report.summary());
+    assert_eq!(report.precision, Precision::Bf16);
+    assert!(report.reference.contains("bf16") && report.header().contains("bf16 convolutions"), "{}", report.header());
+    // The conv cases compare something (f64 vs f32 sums of the same rounded operands).
+    assert!(report.ops.iter().any(|r| r.op == "conv2d_bwd" && r.max_abs > 0.0));
+    assert_eq!(report.resnet.steps.len(), 2);
+    assert!(report.resnet.what.contains("1.5e-1 * max(1, |loss|)"), "{}", report.resnet.what);
+    assert!(report.fgssl.what.contains("6e-2 * max(1, |loss|)"), "{}", report.fgssl.what);
+}
+
+#[test]
+fn a_device_that_claims_bf16_but_does_not_round_fails_the_convolutions_only() {
+    let report = selftest::run(&Faulty(Cpu::new(), Fault::Bf16WithoutRounding), &opts(4, true));
+    let mut failed: Vec<String> = report.ops_failed().iter().map(|r| r.op.clone()).collect();
+    failed.sort();
+    failed.dedup();
+    assert!(failed.iter().any(|op| op == "conv2d_fwd") && failed.iter().any(|op| op == "conv2d_bwd"), "{failed:?}");
+    assert!(failed.iter().all(|op| op.starts_with("conv2d")), "{failed:?}");
+}
+
+#[test]
 fn nan_poisoning_catches_an_unwritten_output() {
     let report = selftest::run(&Faulty(Cpu::new(), Fault::GapBwdSkipsLast), &opts(5, true));
     let failed = report.ops_failed();
@@ -350,6 +383,15 @@ fn cli_cpu64_runs_the_harness_and_cpu_is_a_usage_error() {
     assert_clean_failure(&o, Some(2), "tpu");
     let o = fgssl(&["selftest", "--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("3  no CUDA driver"));
+}
+
+#[test]
+fn cli_selftest_takes_a_precision() {
+    let o = fgssl(&["selftest", "--device", "cpu64", "--precision", "bf16", "--quick", "--seed", "3"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{}", stderr(&o));
+    assert!(out.contains("bf16 convolutions, seed 3") && out.contains("selftest PASSED"), "{out}");
+    assert_clean_failure(&fgssl(&["selftest", "--device", "cpu64", "--precision", "fp16"]), Some(2), "fp16");
 }
 
 #[test]

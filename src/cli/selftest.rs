@@ -6,7 +6,7 @@ use clap::Args;
 use super::{CliError, CliResult, Device};
 use crate::backend::cpu::Cpu64;
 use crate::backend::cuda::{probe, Cuda};
-use crate::backend::Backend;
+use crate::backend::{Backend, Precision};
 use crate::selftest::{self, Options, Report};
 
 /// Exit code: some op or ResNet step failed.
@@ -22,11 +22,15 @@ pub const EXIT_NO_GPU: i32 = 3;
                   f32 CPU reference: max abs error, scale-relative max error (max|got-ref| / max|ref|) against a tolerance\n\
                   of 1e-5 (elementwise ops) or 1e-4 (reductions, GEMMs, convolutions). Then a ResNet-18 (10 classes, 4x3x64x64)\n\
                   takes a few SGD steps on both devices from the same weights; losses must agree to 1e-3 relative.\n\n\
+                  --precision bf16 runs the device's convolutions on bf16 tensor cores (operands rounded to bf16, f32\n\
+                  accumulation); the reference then emulates the same rounding, so the op tolerances stay the fp32 ones;\n\
+                  the training losses get wider ones (0.15 and 0.06 relative: bf16 rounding flips compound over steps).\n\n\
                   Devices: cuda, cuda:N (the GPU), cpu64 (the f64 CPU backend: exercises the harness itself on a machine\n\
                   without a GPU).\n\n\
                   Exit codes:\n  0  every check passed\n  1  some check failed (the table says which), or an error\n  \
                   2  usage error\n  3  no CUDA driver or no CUDA device on this machine\n\n\
-                  Examples:\n  fgssl selftest --device cuda\n  fgssl selftest --device cpu64 --quick --seed 1"
+                  Examples:\n  fgssl selftest --device cuda\n  fgssl selftest --device cuda --precision bf16\n  \
+                  fgssl selftest --device cpu64 --quick --seed 1"
 )]
 pub struct SelftestArgs {
     /// Device under test: cuda, cuda:N or cpu64.
@@ -38,6 +42,9 @@ pub struct SelftestArgs {
     /// One shape per op and two ResNet steps (for slow tools such as compute-sanitizer).
     #[arg(long)]
     pub quick: bool,
+    /// What the device's convolutions multiply in: fp32, or bf16 (tensor cores; the reference emulates the rounding).
+    #[arg(long, default_value = "fp32")]
+    pub precision: Precision,
 }
 
 /// The device a self-test runs on.
@@ -67,8 +74,8 @@ pub fn run(a: SelftestArgs) -> CliResult {
     let seed = a.seed.unwrap_or_else(selftest::fresh_seed);
     let opts = Options { seed, quick: a.quick, live: true };
     let report = match target {
-        Target::Cpu64 => selftest::run(&Cpu64::new(), &opts),
-        Target::Cuda(ordinal) => run_cuda(ordinal, &opts)?,
+        Target::Cpu64 => selftest::run(&Cpu64::with_precision(a.precision), &opts),
+        Target::Cuda(ordinal) => run_cuda(ordinal, a.precision, &opts)?,
     };
     println!("{}", report.summary());
     if report.passed() {
@@ -80,7 +87,7 @@ pub fn run(a: SelftestArgs) -> CliResult {
 }
 
 /// Opens `cuda:ordinal` and runs the harness on it; exit code 3 without a driver or device.
-fn run_cuda(ordinal: usize, opts: &Options) -> CliResult<Report> {
+fn run_cuda(ordinal: usize, precision: Precision, opts: &Options) -> CliResult<Report> {
     if !probe::driver_present() {
         return Err(CliError {
             code: EXIT_NO_GPU,
@@ -89,8 +96,10 @@ fn run_cuda(ordinal: usize, opts: &Options) -> CliResult<Report> {
                 .into(),
         });
     }
-    let dev = Cuda::open(ordinal).map_err(|e| CliError { code: EXIT_NO_GPU, message: format!("no usable CUDA device cuda:{ordinal}: {e}") })?;
-    println!("device: {}", dev.name());
+    let dev = Cuda::open(ordinal)
+        .map_err(|e| CliError { code: EXIT_NO_GPU, message: format!("no usable CUDA device cuda:{ordinal}: {e}") })?
+        .with_precision(precision);
+    println!("device: {} ({precision} convolutions)", dev.name());
     let mut report = selftest::run(&dev, opts);
     // The bf16 tensor-core convolution is outside the Backend trait: its cases run on the CUDA device only.
     report.ops.extend(selftest::conv_bf16::run(&dev, opts.seed, opts.quick, opts.live));

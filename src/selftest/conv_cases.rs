@@ -5,7 +5,12 @@
 //!
 //! The forced-tile and direct cases call the CUDA launchers directly ([`run_on_cuda`]): the `Backend` trait has one
 //! convolution. On any other backend (the CPU reference) they run the trait's convolution, which is what the
-//! device result is compared with.
+//! device result is compared with. Those launchers are the fp32 kernels whatever the device's precision, so on a
+//! bf16 CUDA device they are checked against an fp32 reference ([`runs_fp32_kernels`]).
+//!
+//! [`PADDING_SHAPES`] are the shapes the bf16 path pads ([`crate::backend::cuda::launch::conv2d_bf16_nchw`]):
+//! c_out not a multiple of 8 (padded output channels), the c_in 3 stem, stride 2, the 1x1 downsample, with and
+//! without bias. They run through the `Backend` trait at every precision.
 
 use std::any::Any;
 
@@ -41,6 +46,15 @@ const RESNET_SHAPES: &[ConvShape] = &[
 /// Odd shapes every tile is forced on (M, N and K not multiples of any tile; stride 2 and the 7x7 stem).
 const TILE_SHAPES: &[ConvShape] =
     &[(2, 3, 15, 13, 70, 7, 2, 3), (2, 33, 9, 11, 130, 3, 2, 1), (1, 67, 12, 12, 129, 1, 1, 0), (2, 20, 10, 10, 20, 1, 2, 0)];
+
+/// Shapes that exercise the bf16 path's padding: c_out not a multiple of 8 (stem-like c_in 3 with stride 2, a 1x1
+/// stride-2 downsample, a 3x3), c_in not a multiple of 8, and c_out just past a multiple of 8.
+const PADDING_SHAPES: &[ConvShape] = &[
+    (2, 3, 17, 15, 10, 7, 2, 3),  // stem: c_in 3, 7x7 s2 p3, c_out 10
+    (2, 24, 9, 9, 20, 1, 2, 0),   // 1x1 s2 downsample, c_out 20
+    (1, 5, 8, 8, 3, 3, 1, 1),     // 3x3, c_in 5, c_out 3 (less than one group of 8)
+    (2, 16, 10, 10, 17, 3, 2, 1), // 3x3 s2, c_out 17 (one past 16)
+];
 
 /// Split requests forced on the weight gradient (1 = straight into dw; 1000 = as many as K allows).
 const SPLITS: &[usize] = &[1, 3, 1000];
@@ -101,6 +115,17 @@ pub(super) fn conv_cases(rng: &mut Rng, quick: bool) -> Vec<Case> {
         }
     }
 
+    // The bf16 path's padded shapes through the Backend trait; the bias on every other shape, both backward flags.
+    for (i, g) in pick(PADDING_SHAPES).iter().map(geom).enumerate() {
+        let with_bias = i % 2 == 0;
+        let shape = format!("{}{}", desc(&g), if with_bias { " +bias" } else { "" });
+        cs.push(fwd_case(rng, "conv2d_fwd", shape, Kind::Conv2dFwd(g, with_bias), &g));
+        for (with_dx, with_db) in [(true, with_bias), (false, !with_bias)] {
+            let shape = format!("{}{}", desc(&g), flags(with_dx, with_db));
+            cs.push(bwd_case(rng, "conv2d_bwd", shape, Kind::Conv2dBwd(g, with_dx, with_db), &g, with_dx, Some(with_db)));
+        }
+    }
+
     // Every tile forced, forward (with and without bias) and backward (dx, and dw with several split requests).
     for (i, g) in pick(TILE_SHAPES).iter().map(geom).enumerate() {
         for (t, tile) in TILES.iter().enumerate() {
@@ -133,10 +158,20 @@ pub(super) fn as_cuda<B: Backend + 'static>(b: &B) -> Option<&Cuda> {
     (b as &dyn Any).downcast_ref::<Cuda>()
 }
 
+/// Whether `case` runs the fp32 conv kernels whatever `dev`'s precision: a forced-tile or direct-kernel case on a
+/// CUDA device (launched directly by [`run_on_cuda`]). Its reference is the fp32 CPU.
+pub(super) fn runs_fp32_kernels<B: Backend + 'static>(dev: &B, case: &Case) -> bool {
+    as_cuda(dev).is_some() && is_launcher_case(case)
+}
+
+fn is_launcher_case(case: &Case) -> bool {
+    matches!(case.kind, Kind::Conv2dTiledFwd(..) | Kind::Conv2dTiledBwd(..) | Kind::Conv2dDirectFwd(..) | Kind::Conv2dDirectBwd(..))
+}
+
 /// Runs a forced-tile or direct-kernel case on CUDA through its launcher (uploads, launch, downloads the compared
 /// outputs in buffer order). `None` for every other kind (run through the `Backend` trait).
 pub(super) fn run_on_cuda(cx: &Cuda, case: &Case) -> Option<Result<Vec<Vec<f32>>>> {
-    if !matches!(case.kind, Kind::Conv2dTiledFwd(..) | Kind::Conv2dTiledBwd(..) | Kind::Conv2dDirectFwd(..) | Kind::Conv2dDirectBwd(..)) {
+    if !is_launcher_case(case) {
         return None;
     }
     Some(run_launchers(cx, case))

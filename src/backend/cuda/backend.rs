@@ -7,6 +7,13 @@
 //! `kernels/conv2d.cu` (tiled, split-K weight gradient); the direct kernels they replaced are kept in
 //! `kernels/conv2d_direct.cu` as the kernel lab's baseline.
 //!
+//! Precision ([`Cuda::with_precision`]): with [`Precision::Bf16`] `conv2d_fwd` / `conv2d_bwd` run the bf16
+//! tensor-core kernels of `kernels/conv2d_bf16.cu` instead, behind the NCHW f32 boundary of
+//! `launch/conv2d_bf16_nchw.rs` (operands converted to NHWC / `[O, kh, kw, C]` bf16 on every call, results back to
+//! NCHW f32, the bias and its gradient in f32), for every shape: no fp32 fallback. Every other op is fp32 at both
+//! precisions. The bf16 path is compile-checked; `fgssl selftest --device cuda --precision bf16` checks it on a GPU
+//! against the CPU reference's emulation of the same rounding.
+//!
 //! Errors: the op methods return `()` like the trait's. A failed launch (or a violated kernel precondition that
 //! the CPU reference would panic on) is never ignored: the FIRST such error is stored in the backend, later ops
 //! are still enqueued, and every later fallible call (`alloc`, `upload`, `download`,
@@ -16,7 +23,7 @@
 //!
 //! Memory: one stream. Tensor buffers ([`DeviceBuf`]) come from a caching allocator ([`super::pool`]) and return
 //! to it when dropped; workspaces (batch-norm partial sums and coefficients, cross-entropy row losses, the label
-//! copy, the SGD segment table) are allocated on first use, grown when a larger one is needed and reused after
+//! copy, the SGD segment table, the bf16 convolution's operands) are allocated on first use, grown when a larger one is needed and reused after
 //! that. So after the first training step nothing is allocated: [`Cuda::device_allocations`] counts every device
 //! allocation and `fgssl selftest` fails if the count grows after the first ResNet step.
 //!
@@ -58,6 +65,8 @@ pub(crate) struct Workspaces {
     pub augment: launch::augment::AugmentWorkspace,
     /// AugMix (inside augmentation): the u8 view, the two chain buffers and the per-value tables.
     pub augmix: launch::augmix::AugmixWorkspace,
+    /// bf16 convolutions ([`Precision::Bf16`]): the operands converted to the tensor-core kernels' layout.
+    pub conv_bf16: launch::conv2d_bf16_nchw::ConvBf16Workspace,
 }
 
 /// `slot` holding at least `len` elements (at least 1), reallocating (contents unspecified) when it is smaller.
@@ -326,10 +335,15 @@ impl Backend for Cuda {
 
     // ---- convolution (the implicit-GEMM fp32 kernels of kernels/conv2d.cu) --------------------------------------
 
+    /// Bf16: the tensor-core kernels behind the NCHW f32 boundary (`launch::conv2d_bf16_nchw`).
     fn conv2d_fwd(&self, g: &Conv2dGeom, x: CudaView<'_, f32>, w: CudaView<'_, f32>, bias: Option<CudaView<'_, f32>>, mut y: CudaViewMut<'_, f32>) {
-        self.record(launch::conv2d::fwd(self, g, &x, &w, bias.as_ref(), &mut y));
+        self.record(match self.precision {
+            Precision::Fp32 => launch::conv2d::fwd(self, g, &x, &w, bias.as_ref(), &mut y),
+            Precision::Bf16 => launch::conv2d_bf16_nchw::fwd(self, g, &x, &w, bias.as_ref(), &mut y),
+        });
     }
 
+    /// Bf16: dx and dw on the tensor-core kernels, dbias from the f32 dy (`launch::conv2d_bf16_nchw`).
     #[allow(clippy::too_many_arguments)]
     fn conv2d_bwd(
         &self,
@@ -341,7 +355,10 @@ impl Backend for Cuda {
         mut dw: CudaViewMut<'_, f32>,
         mut dbias: Option<CudaViewMut<'_, f32>>,
     ) {
-        self.record(launch::conv2d::bwd(self, g, &x, &w, &dy, dx.as_mut(), &mut dw, dbias.as_mut()));
+        self.record(match self.precision {
+            Precision::Fp32 => launch::conv2d::bwd(self, g, &x, &w, &dy, dx.as_mut(), &mut dw, dbias.as_mut()),
+            Precision::Bf16 => launch::conv2d_bf16_nchw::bwd(self, g, &x, &w, &dy, dx.as_mut(), &mut dw, dbias.as_mut()),
+        });
     }
 
     // ---- batch norm ---------------------------------------------------------------------------------------------

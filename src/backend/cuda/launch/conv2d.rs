@@ -124,17 +124,27 @@ pub fn bwd(
         wgrad_planned(cx, g, &plan, x, dy, dw)?;
     }
     if let Some(db) = dbias {
-        if g.c_out > 0 {
-            let f = cx.function(FILE, "conv2d_bwd_db")?;
-            let mut b = cx.stream().launch_builder(&f);
-            b.arg(g).arg(dy).arg(db);
-            let grid = g.c_out.min(65535) as u32;
-            // SAFETY: `conv2d_bwd_db(Conv2dGeom, const float* dy, float* db)`, block FG_BLOCK (a multiple of 32, as
-            // its block reduction needs), grid-stride over channels; lengths checked.
-            launched("conv2d_bwd_db", unsafe { b.launch(cfg_1d(grid)) })?;
-        }
+        bias_grad(cx, g, dy, db)?;
     }
     Ok(())
+}
+
+/// `dbias += Σ dy` over images and pixels, per channel (f32 dy; also the bias gradient of the bf16 convolution,
+/// which sums the unrounded dy).
+pub fn bias_grad(cx: &Cuda, g: &Conv2dGeom, dy: &CudaView<'_, f32>, db: &mut CudaViewMut<'_, f32>) -> Result<()> {
+    const OP: &str = "conv2d_bwd_db";
+    need(OP, "dy", dy.len(), g.y_len())?;
+    need(OP, "dbias", db.len(), g.c_out)?;
+    if g.c_out == 0 {
+        return Ok(());
+    }
+    let f = cx.function(FILE, OP)?;
+    let mut b = cx.stream().launch_builder(&f);
+    b.arg(g).arg(dy).arg(db);
+    let grid = g.c_out.min(65535) as u32;
+    // SAFETY: `conv2d_bwd_db(Conv2dGeom, const float* dy, float* db)`, block FG_BLOCK (a multiple of 32, as its block
+    // reduction needs), grid-stride over channels; lengths checked.
+    launched(OP, unsafe { b.launch(cfg_1d(grid)) })
 }
 
 /// `dx = conv_transpose(dy, w)` (written) with a given Dgrad plan.

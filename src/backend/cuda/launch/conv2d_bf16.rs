@@ -3,9 +3,9 @@
 //! GEMM of each pass, the tile configurations and the shared-memory layout; this file mirrors [`ConvBf16Geom`],
 //! picks a tile per shape ([`Tile::for_pass`]) and the wgrad split-K ([`split_k`]), and checks every length.
 //!
-//! Not part of the `Backend` trait yet (the engine is NCHW fp32): selftest (`crate::selftest::conv_bf16`) and
-//! `fgssl lab conv` reach these launchers directly. The CPU reference for them is: round the inputs to bf16, run the
-//! f32 CPU convolution.
+//! The `Backend` trait reaches them through [`super::conv2d_bf16_nchw`] (the NCHW f32 boundary, when the CUDA
+//! backend's precision is bf16); selftest (`crate::selftest::conv_bf16`) and `fgssl lab conv` also call them
+//! directly. The CPU reference for them is: round the inputs to bf16, run the f32 CPU convolution.
 //!
 //! Channel padding: `C = pad8(c_in)` is the channel stride of x / dx and the last weight dimension. The conversion
 //! [`nchw_to_nhwc`] writes zeros into the padding channels (of x and of w), so the stem (c_in 3) runs the same
@@ -421,14 +421,37 @@ pub fn nhwc_to_nchw(cx: &Cuda, dims: [usize; 4], x: &CudaView<'_, u16>, y: &mut 
 
 /// [`nhwc_to_nchw`] for f32 data (f32 outputs, and dw `[O, kh, kw, C]` -> OIHW with `n = O`, `hw = kh * kw`).
 pub fn nhwc_f32_to_nchw(cx: &Cuda, dims: [usize; 4], x: &CudaView<'_, f32>, y: &mut CudaViewMut<'_, f32>) -> Result<()> {
+    nhwc_f32_to_nchw_with(cx, dims, x, None, false, y)
+}
+
+/// `y[img, ch, p] (+)= x[img, p, ch] (+ bias[ch])` for `ch < c`: [`nhwc_f32_to_nchw`] with a per-channel f32 bias
+/// added (the forward's conv bias) and, with `accumulate`, `y +=` instead of `y =` (dw, a parameter gradient).
+pub fn nhwc_f32_to_nchw_with(
+    cx: &Cuda,
+    dims: [usize; 4],
+    x: &CudaView<'_, f32>,
+    bias: Option<&CudaView<'_, f32>>,
+    accumulate: bool,
+    y: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
     const OP: &str = "conv2d_bf16_nhwc_f32_to_nchw";
     let [n, c, hw, c_pad] = dims_u32(OP, dims)?;
     need(OP, "x", x.len(), dims[0] * dims[2] * dims[3])?;
     need(OP, "y", y.len(), dims[0] * dims[1] * dims[2])?;
+    if let Some(bias) = bias {
+        need(OP, "bias", bias.len(), dims[1])?;
+    }
+    let accumulate = u32::from(accumulate);
     let f = cx.function(FILE, OP)?;
     let mut lb = cx.stream().launch_builder(&f);
-    lb.arg(&n).arg(&c).arg(&hw).arg(&c_pad).arg(x).arg(y);
-    // SAFETY: `(u32 n, u32 c, u32 hw, u32 c_pad, const float* x, float* y)`; lengths checked.
+    lb.arg(&n).arg(&c).arg(&hw).arg(&c_pad).arg(x);
+    match bias {
+        Some(b) => lb.arg(b),
+        None => lb.arg(&NULL_PTR),
+    };
+    lb.arg(&accumulate).arg(y);
+    // SAFETY: `(u32 n, u32 c, u32 hw, u32 c_pad, const float* x, const float* bias /*nullable*/, u32 accumulate,
+    // float* y)`; lengths checked (bias holds c).
     launched(OP, unsafe { lb.launch(cfg_1d(cx.grid_stride(dims[0] * dims[1] * dims[2], FG_BLOCK as usize))) })
 }
 
@@ -475,6 +498,23 @@ pub fn host_nhwc_to_nchw(dims: [usize; 4], x: &[f32]) -> Vec<f32> {
         }
     }
     y
+}
+
+/// Host twin of `conv2d_bf16_nhwc_f32_to_nchw` with its bias and accumulate arguments: `y (+)= x (+ bias)`.
+pub fn host_nhwc_f32_to_nchw_with(dims: [usize; 4], x: &[f32], bias: Option<&[f32]>, accumulate: bool, y: &mut [f32]) {
+    let [n, c, hw, c_pad] = dims;
+    for img in 0..n {
+        for ch in 0..c {
+            for p in 0..hw {
+                let mut v = x[(img * hw + p) * c_pad + ch];
+                if let Some(b) = bias {
+                    v += b[ch];
+                }
+                let out = &mut y[(img * c + ch) * hw + p];
+                *out = if accumulate { *out + v } else { v };
+            }
+        }
+    }
 }
 
 /// The inverse permutation in f32 (`c_pad` channels, padding zero): dw's initial value in the kernel's layout.

@@ -18,6 +18,7 @@ pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
 pub mod conv2d_bf16;
+pub mod conv2d_bf16_nchw;
 pub mod conv2d_direct;
 pub mod conv2d_gemm;
 pub mod cross_entropy;
