@@ -216,12 +216,15 @@ fn the_accumulating_conversion_adds_and_the_writing_one_ignores_the_old_value() 
     let mut y = vec![f32::NAN; 2 * 3 * 4];
     host_nhwc_f32_to_nchw_with(dims, &x, Some(&bias), false, &mut y);
     // y[img, ch, p] = x[(img*4 + p)*8 + ch] + bias[ch]
-    assert_eq!(y[0], 10.0);
-    assert_eq!(y[1 * 4 + 2], (2 * 8 + 1) as f32 + 20.0);
-    assert_eq!(y[(3 + 2) * 4 + 3], ((4 + 3) * 8 + 2) as f32 + 30.0);
+    let (at_y, at_x) = (|img: usize, ch: usize, p: usize| (img * 3 + ch) * 4 + p, |img: usize, ch: usize, p: usize| (img * 4 + p) * 8 + ch);
+    assert_eq!(y[at_y(0, 0, 0)], 10.0);
+    assert_eq!(y[at_y(0, 1, 2)], at_x(0, 1, 2) as f32 + 20.0);
+    assert_eq!(y[at_y(1, 2, 3)], at_x(1, 2, 3) as f32 + 30.0);
+    assert!(y.iter().all(|v| v.is_finite()), "every element written");
     let mut acc = vec![1.0f32; 2 * 3 * 4];
     host_nhwc_f32_to_nchw_with(dims, &x, None, true, &mut acc);
-    assert_eq!(acc[1 * 4 + 2], (2 * 8 + 1) as f32 + 1.0);
+    assert_eq!(acc[at_y(0, 1, 2)], at_x(0, 1, 2) as f32 + 1.0);
+    assert_eq!(acc[at_y(1, 0, 1)], at_x(1, 0, 1) as f32 + 1.0);
 }
 
 #[test]

@@ -101,7 +101,8 @@ fn run_cuda(ordinal: usize, precision: Precision, opts: &Options) -> CliResult<R
         .with_precision(precision);
     println!("device: {} ({precision} convolutions)", dev.name());
     let mut report = selftest::run(&dev, opts);
-    // The bf16 tensor-core convolution is outside the Backend trait: its cases run on the CUDA device only.
+    // The bf16 tensor-core kernels' own cases (their NHWC layout, every tile, launched directly) run on CUDA only;
+    // with --precision bf16 the Backend trait's conv cases above went through the same kernels.
     report.ops.extend(selftest::conv_bf16::run(&dev, opts.seed, opts.quick, opts.live));
     Ok(report)
 }

@@ -1,5 +1,6 @@
-//! The convolution kernel versions outside the `Backend` trait (today: the bf16 tensor-core kernels of
-//! `kernels/conv2d_bf16.cu`) checked against the CPU reference, plus what `fgssl lab conv` shares with that check:
+//! The convolution kernel versions as launched directly, outside the `Backend` trait (today: the bf16 tensor-core
+//! kernels of `kernels/conv2d_bf16.cu` in their own NHWC layout, every tile; the trait reaches them through the NCHW
+//! boundary of `launch::conv2d_bf16_nchw` with `--precision bf16`) checked against the CPU reference, plus what `fgssl lab conv` shares with that check:
 //! the conv shape list of a model ([`conv_shapes`]), the version table ([`VERSIONS`]), device operands and one
 //! validated run of a (version, step) pair ([`validate`]).
 //!
