@@ -128,4 +128,24 @@ mod tests {
         assert!(checkpoint_precision(&odd).unwrap_err().to_string().contains("'fp16' is not a precision"));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_checkpoint_from_before_the_flag_resumes_as_an_fp32_run_only() {
+        use super::super::run_dir::RunConfig;
+        use crate::training::checkpoint::{config_hash, Progress, TrainingState};
+        use crate::training::optim::OptimizerState;
+        let old = serde_json::json!({"lr": 0.1, "seed": 3});
+        let optimizer = OptimizerState { kind: "sgd".into(), momentum: Vec::new(), has_momentum: Vec::new(), second_moment: None, steps: Vec::new() };
+        let state = TrainingState { progress: Progress::default(), optimizer, config_hash: config_hash(&old), config: old };
+        let now = |precision: &str| RunConfig { training: serde_json::json!({"lr": 0.1, "seed": 3, "precision": precision}), run: Value::Null };
+        now("fp32").check_resume(Path::new("old.safetensors"), &state).unwrap();
+        let e = now("bf16").check_resume(Path::new("old.safetensors"), &state).unwrap_err().to_string();
+        assert!(e.contains("precision: checkpoint null, this run \"bf16\""), "{e}");
+        // A checkpoint that records its precision resumes under the same one only.
+        let recorded = serde_json::json!({"lr": 0.1, "seed": 3, "precision": "bf16"});
+        let state = TrainingState { config_hash: config_hash(&recorded), config: recorded, ..state };
+        now("bf16").check_resume(Path::new("new.safetensors"), &state).unwrap();
+        let e = now("fp32").check_resume(Path::new("new.safetensors"), &state).unwrap_err().to_string();
+        assert!(e.contains("precision: checkpoint \"bf16\", this run \"fp32\""), "{e}");
+    }
 }
