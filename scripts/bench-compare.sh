@@ -5,12 +5,16 @@
 #
 #   bash scripts/bench-compare.sh [--device cuda|cpu] [--arch A] [--size S] [--batch B] [--grids g1,g2,g3]
 #                                 [--iters N] [--warmup N] [--what ssl|finetune|both] [--flavours f1,f2,..]
-#                                 [--peak-tflops X] [--threads N] [--out DIR] [--table-only]
+#                                 [--precision fp32|bf16] [--peak-tflops X] [--threads N] [--out DIR] [--table-only]
+#
+# --precision (default fp32) goes to both sides: `fgssl bench --precision P` and bench_torch.py --precision P
+# (fp32 = no autocast, bf16 = bf16 autocast), so the table compares like with like. The utilisation divides by
+# --peak-tflops whatever the precision (give the bf16 peak).
 #
 # GPU machine (no cargo there; the binary is built here, as for scripts/gpu-check.sh):
 #   cargo build --release && mkdir -p target/gpu-check && strip -o target/gpu-check/fgssl target/release/fgssl
 #   run: FGSSL_BIN=target/gpu-check/fgssl bash scripts/bench-compare.sh --device cuda --arch resnet50 --size 224 \
-#          --batch 128 --grids 16,8,4 --iters 10 --peak-tflops 790        carry: ["target/gpu-check/fgssl"]
+#          --batch 128 --grids 16,8,4 --iters 10 --peak-tflops 790 --precision bf16        carry: ["target/gpu-check/fgssl"]
 #   Budget: fgssl's warm-up compiles its kernels (NVRTC, cached after the first run); torch.compile's warm-up
 #   compiles 8 graphs (minutes on a cold cache): drop it with --flavours reference,eager_cl when time is short.
 # CPU: bash scripts/bench-compare.sh --device cpu --arch resnet18 --size 64 --batch 16    (PYTHON=/work/torchenv/bin/python)
@@ -29,7 +33,7 @@ BIN=${FGSSL_BIN:-target/release/fgssl}
 PY=${PYTHON:-python3}
 LIMIT=${TIMEOUT:-110}
 device=cuda arch=resnet18 size=64 batch=16 grids=8,4,2 iters=5 warmup=1 what=both flavours=reference,eager_cl,compile
-peak="" threads=$(nproc) out=target/bench-compare table_only=0
+peak="" precision=fp32 threads=$(nproc) out=target/bench-compare table_only=0
 while [ $# -gt 0 ]; do
     case $1 in
         --device) device=$2 ;;
@@ -42,14 +46,19 @@ while [ $# -gt 0 ]; do
         --what) what=$2 ;;
         --flavours) flavours=$2 ;;
         --peak-tflops) peak=$2 ;;
+        --precision) precision=$2 ;;
         --threads) threads=$2 ;;
         --out) out=$2 ;;
         --table-only) table_only=1; shift; continue ;;
-        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "bench-compare: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift 2
 done
+case $precision in
+    fp32 | bf16) ;;
+    *) echo "bench-compare: --precision $precision: expected fp32 or bf16" >&2; exit 2 ;;
+esac
 mkdir -p "$out"
 if [ "$table_only" = 0 ]; then
 [ -x "$BIN" ] || { echo "bench-compare: no fgssl binary at $BIN (cargo build --release, or set FGSSL_BIN)" >&2; exit 2; }
@@ -70,7 +79,7 @@ if [ "$device" = cuda ] && [ -z "${FGSSL_NVRTC_DIR:-}" ]; then
     fi
 fi
 
-echo "# bench-compare $(date -u +%Y-%m-%dT%H:%M:%SZ): $device, $arch ${size}x$size, batch $batch, grids $grids, $warmup warm-up + $iters iterations"
+echo "# bench-compare $(date -u +%Y-%m-%dT%H:%M:%SZ): $device, $arch ${size}x$size, batch $batch, grids $grids, $precision, $warmup warm-up + $iters iterations"
 [ "$device" = cuda ] && nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null
 [ "$device" = cpu ] && echo "# cpu: $(nproc) cores, $threads threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
@@ -78,11 +87,11 @@ peak_args=()
 [ -n "$peak" ] && peak_args=(--peak-tflops "$peak")
 echo "==== fgssl bench"
 RAYON_NUM_THREADS=$threads timeout --kill-after=5 "$LIMIT" "$BIN" bench --device "$device" --arch "$arch" --size "$size" \
-    --batch-size "$batch" --grids "$grids" --iters "$iters" --warmup "$warmup" --what "$what" "${peak_args[@]}" --json "$out/fgssl.json"
+    --batch-size "$batch" --grids "$grids" --iters "$iters" --warmup "$warmup" --what "$what" --precision "$precision" "${peak_args[@]}" --json "$out/fgssl.json"
 echo "fgssl bench: exit $?"
 echo "==== PyTorch ($PY)"
 timeout --kill-after=5 "$LIMIT" "$PY" scripts/bench_torch.py --device "$device" --arch "$arch" --size "$size" --batch "$batch" \
-    --grids "$grids" --iters "$iters" --warmup "$warmup" --what "$what" --flavours "$flavours" --threads "$threads" --json "$out/torch.json"
+    --grids "$grids" --iters "$iters" --warmup "$warmup" --what "$what" --precision "$precision" --flavours "$flavours" --threads "$threads" --json "$out/torch.json"
 echo "bench_torch.py: exit $?"
 fi
 

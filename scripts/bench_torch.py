@@ -16,8 +16,11 @@ The model, jigsaw, losses and iterations are scripts/fgssl_reference.py's (PyTor
 weights do not change the time). Timing: `--warmup` untimed iterations, then `--iters` timed ones, each from taking
 the batch to the end of the optimizer step with the device synchronised (the iteration reads its losses back, as
 fgssl does); median, min, p10, p90, max (nearest rank), images/s = batch / median.
-AMP: `--amp auto` is bf16 autocast on CUDA and off (fp32) on the CPU, because fgssl is fp32 and the CPU comparison
-is fp32 against fp32; `--amp bf16` forces CPU autocast too. The losses run in fp32 under autocast.
+AMP: `--precision` names it as `fgssl bench --precision` does: fp32 = no autocast, bf16 = bf16 autocast (on the
+CPU too), so that scripts/bench-compare.sh runs both sides in the same precision. (Autocast also runs the linear
+layers in bf16, fgssl only the convolutions: they carry almost all of the FLOPs.) Without it, `--amp auto` is bf16
+autocast on CUDA and off (fp32) on the CPU; `--amp bf16` forces CPU autocast too. The losses run in fp32 under
+autocast.
 
     python scripts/bench_torch.py --device cuda --arch resnet50 --size 224 --batch 128 --grids 16,8,4 --json t.json
     /work/torchenv/bin/python scripts/bench_torch.py --device cpu --arch resnet18 --size 64 --batch 16
@@ -199,6 +202,7 @@ def main():
     p.add_argument("--iters", type=int, default=4)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "none"))
+    p.add_argument("--precision", default=None, choices=("fp32", "bf16"), help="fgssl's name for the AMP: fp32 = --amp none, bf16 = --amp bf16")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers of the reference flavour (default min(8, cores))")
     p.add_argument("--json", default=None)
@@ -208,6 +212,11 @@ def main():
         p.error(f"--grids {a.grids}: three grids that divide --size {a.size}")
     if a.device == "auto":
         a.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if a.precision is not None:
+        amp = {"fp32": "none", "bf16": "bf16"}[a.precision]
+        if a.amp not in ("auto", amp):
+            p.error(f"--precision {a.precision} means --amp {amp}, not --amp {a.amp}")
+        a.amp = amp
     if a.amp == "auto":
         a.amp = "bf16" if a.device == "cuda" else "none"
     if a.pooled is None:
@@ -228,7 +237,8 @@ def main():
     result = {"tool": "bench_torch.py", "torch": torch.__version__, "device": device_name, "backend": a.device,
               "threads": torch.get_num_threads(), "workers": a.workers, "unix_time": int(time.time()),
               "config": {"arch": a.arch, "size": a.size, "batch": a.batch, "grids": ",".join(map(str, a.grids)), "embed_dim": a.feat,
-                         "pooled_dim": a.pooled, "classes": a.classes, "amp": a.amp, "warmup": a.warmup, "iters": a.iters},
+                         "pooled_dim": a.pooled, "classes": a.classes, "amp": a.amp,
+                         "precision": "bf16" if a.amp == "bf16" else "fp32", "warmup": a.warmup, "iters": a.iters},
               "flavours": []}
     for f in flavours:
         try:

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::{select_backend, CliResult, Device, Selected};
 use crate::augment::{self, FinetuneViewConfig, Grids, ImageBatch, Jigsaw, Policy, SslViewConfig};
-use crate::backend::Backend;
+use crate::backend::{Backend, Precision};
 use crate::error::{Error, Result};
 use crate::model::fgssl::{Fgssl, FgsslConfig};
 use crate::model::flops::StepMacs;
@@ -47,7 +47,9 @@ pub enum Which {
     after_help = "Examples:\n  fgssl bench --device cpu                      (ResNet-18 at 64, batch 16: under a minute on 2 cores)\n  \
                   fgssl bench --device cuda --arch resnet50 --size 224 --batch-size 128 --grids 16,8,4 --iters 20 \\\n    \
                   --peak-tflops 790 --json bench.json\n\n\
-                  Only fp32 exists today. The fine-tuning views are cropped from images cached at --resize (default\n\
+                  --precision bf16 multiplies the convolutions in bf16 (f32 accumulation; everything else f32), as\n\
+                  `torch.autocast(dtype=torch.bfloat16)` does for them; the utilisation divides by the same --peak-tflops\n\
+                  (the bf16 peak) in both precisions. The fine-tuning views are cropped from images cached at --resize (default\n\
                   SIZE*256/224, the reference's Resize 256 for 224) with the ISIC policy; the SSL views from SIZE images."
 )]
 pub struct BenchArgs {
@@ -86,7 +88,8 @@ pub struct BenchArgs {
     /// Timed iterations.
     #[arg(long, default_value_t = 4)]
     pub iters: usize,
-    /// Peak of the device in TFLOP/s for the model FLOP utilisation (e.g. 790, the measured H100/H200 bf16 matmul).
+    /// Peak of the device in TFLOP/s for the model FLOP utilisation (e.g. 790, the measured H100/H200 bf16 matmul);
+    /// the same peak whatever --precision, so an fp32 run's utilisation says how far it is from bf16 speed.
     #[arg(long)]
     pub peak_tflops: Option<f64>,
     /// Also write the result as JSON (atomically) to this file.
@@ -95,6 +98,9 @@ pub struct BenchArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: Device,
+    /// What convolutions multiply in: fp32, or bf16 (bf16 operands, f32 accumulation; the rest stays f32).
+    #[arg(long, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
     /// Seed of the weights, the synthetic images, the views and the labels.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -132,7 +138,7 @@ impl BenchArgs {
 
 pub fn run(args: BenchArgs) -> CliResult {
     args.check()?;
-    match select_backend(args.device, crate::backend::Precision::Fp32)? {
+    match select_backend(args.device, args.precision)? {
         Selected::Cpu(b) => run_on(&b, &args, "cpu"),
         Selected::Cuda(b) => run_on(b.as_ref(), &args, "cuda"),
     }
@@ -330,14 +336,15 @@ fn time_iterations<B: Backend>(
 }
 
 fn run_on<B: Backend>(b: &B, args: &BenchArgs, backend: &str) -> CliResult {
-    eprintln!("device: {}", b.name());
+    eprintln!("device: {}", super::precision::describe(b));
     let cfg = FgsslConfig { arch: args.arch, embed_dim: args.embed_dim, pooled_dim: args.pooled_dim, num_classes: Some(args.classes) };
     let (model, reg) = Fgssl::new(cfg, 0.1);
     let host_state = HostState::init(&reg, args.seed);
     let n = args.batch_size;
     let ids: Vec<u32> = (0..n as u32).collect();
     println!(
-        "bench: {} {}x{}, batch {n}, grids {}, F {}, P {}, K {}, bn stats {}, fp32 NCHW, sgd; {} warm-up + {} timed iterations",
+        "bench: {} {}x{}, batch {n}, grids {}, F {}, P {}, K {}, bn stats {}, {} convolutions, f32 NCHW activations, sgd; {} warm-up + {} timed \
+         iterations",
         args.arch,
         args.size,
         args.size,
@@ -346,16 +353,17 @@ fn run_on<B: Backend>(b: &B, args: &BenchArgs, backend: &str) -> CliResult {
         cfg.pooled(),
         args.classes,
         args.bn_stats,
+        b.precision(),
         args.warmup,
         args.iters
     );
     let mut result = json!({
         "tool": "fgssl bench", "version": env!("CARGO_PKG_VERSION"),
         "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        "device": b.name(), "backend": backend,
+        "device": b.name(), "backend": backend, "precision": b.precision().name(),
         "config": {"arch": args.arch.to_string(), "size": args.size, "finetune_resize": args.resize(), "batch": n,
                    "grids": args.grids.to_string(), "embed_dim": args.embed_dim, "pooled_dim": cfg.pooled(), "classes": args.classes,
-                   "bn_stats": args.bn_stats.to_string(), "precision": "fp32", "layout": "nchw", "optimizer": "sgd",
+                   "bn_stats": args.bn_stats.to_string(), "precision": b.precision().name(), "layout": "nchw", "optimizer": "sgd",
                    "warmup": args.warmup, "iters": args.iters, "seed": args.seed},
         "peak_tflops": args.peak_tflops, "peak_source": if args.peak_tflops.is_some() { "--peak-tflops" } else { "none" },
     });

@@ -18,6 +18,7 @@ use super::finetune::FinetuneArgs;
 use super::metrics_log::{num, read_events};
 use super::pretrain::PretrainArgs;
 use super::{CliError, CliResult, Device};
+use crate::backend::Precision;
 use crate::data::synth::{self, SynthConfig};
 use crate::error::Error;
 use crate::weights::write_atomic;
@@ -30,7 +31,8 @@ const MARKER: &str = "demo.json";
     about = "Run the whole method on a synthetic data set and compare it with training from scratch (about 2 minutes on a CPU)",
     after_help = "Examples:\n  fgssl demo                       (writes runs/demo)\n  \
                   fgssl demo --overwrite           (replace the previous demo)\n  \
-                  fgssl demo --device cuda --out runs/demo-gpu\n\n\
+                  fgssl demo --device cuda --out runs/demo-gpu\n  \
+                  fgssl demo --device cuda --precision bf16 --out runs/demo-bf16   (bf16 convolutions in every stage)\n\n\
                   Steps: synthetic data (4 classes x 100 images of 32x32) -> FG-SSL pretraining (ResNet-18) -> fine-tuning\n\
                   with 10% of the labels from the pretrained weights, and the same fine-tuning from scratch -> test metrics.\n\
                   OUT gets data/, pretrain/, finetune-ssl/, finetune-scratch/ (run folders, each with plots/), cache/ and\n\
@@ -47,6 +49,9 @@ pub struct DemoArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: Device,
+    /// What convolutions multiply in, in every stage: fp32, or bf16 (bf16 operands, f32 accumulation).
+    #[arg(long, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
     /// Seed of the data set, the label subset, the initialisation and the augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -189,7 +194,10 @@ pub fn run(args: DemoArgs) -> CliResult {
     prepare_folder(&out, args.overwrite)?;
     let (data, cache) = (out.join("data"), out.join("cache"));
     let started = Instant::now();
-    write_json(&out.join(MARKER), &json!({"status": "running", "device": args.device.to_string(), "seed": args.seed, "sizes": sizes.to_json()}))?;
+    write_json(
+        &out.join(MARKER),
+        &json!({"status": "running", "device": args.device.to_string(), "precision": args.precision.name(), "seed": args.seed, "sizes": sizes.to_json()}),
+    )?;
 
     eprintln!("demo 1/4: synthetic data set -> {}", data.display());
     let cfg = SynthConfig { classes: sizes.classes, per_class: sizes.per_class, size: sizes.image, seed: args.seed };
@@ -198,6 +206,7 @@ pub fn run(args: DemoArgs) -> CliResult {
     let common = |out_dir: &Path| -> Vec<String> {
         let mut w: Vec<String> =
             ["--data", &s(&data), "--cache-dir", &s(&cache), "--out", &s(out_dir), "--device", &args.device.to_string()].map(String::from).to_vec();
+        w.extend(["--precision", args.precision.name()].map(String::from));
         w.extend(
             ["--arch", "resnet18", "--embed-dim", &sizes.embed_dim.to_string(), "--pooled-dim", &sizes.pooled_dim.to_string()].map(String::from),
         );
@@ -247,7 +256,10 @@ pub fn run(args: DemoArgs) -> CliResult {
     let table = table(&arms, sizes);
     let verdict = verdict(&arms);
     println!("\n{table}\n{verdict}\n");
-    println!("device {device}; whole demo {total:.0} s. Run folders (config, metrics, checkpoints, export, plots/*.png):");
+    println!(
+        "device {device}, precision {}; whole demo {total:.0} s. Run folders (config, metrics, checkpoints, export, plots/*.png):",
+        args.precision
+    );
     for run in [&ssl_run, &arms[0].run, &arms[1].run] {
         println!("  {}", run.display());
     }
@@ -262,7 +274,7 @@ pub fn run(args: DemoArgs) -> CliResult {
         .collect();
     write_json(
         &out.join(MARKER),
-        &json!({"status": "done", "device": device, "seed": args.seed, "sizes": sizes.to_json(), "seconds": total, "results": results,
+        &json!({"status": "done", "device": device, "precision": args.precision.name(), "seed": args.seed, "sizes": sizes.to_json(), "seconds": total, "results": results,
                 "table": table, "verdict": verdict}),
     )?;
     Ok(())

@@ -8,7 +8,7 @@ use clap::Args;
 use rayon::prelude::*;
 
 use super::{load_backbone, select_backend, CliResult, Device, Selected};
-use crate::backend::Backend;
+use crate::backend::{Backend, Precision};
 use crate::error::{Error, Result};
 use crate::imaging;
 use crate::model::resnet::{Arch, ResNet};
@@ -57,6 +57,9 @@ pub struct EmbedArgs {
     /// auto, cpu, cuda or cuda:N (auto: CUDA device 0 when usable, else the CPU).
     #[arg(long, default_value = "auto")]
     pub device: Device,
+    /// What convolutions multiply in: fp32, or bf16 (bf16 operands, f32 accumulation; the rest stays f32).
+    #[arg(long, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
 }
 
 fn parse_arch(s: &str) -> std::result::Result<Arch, String> {
@@ -64,14 +67,14 @@ fn parse_arch(s: &str) -> std::result::Result<Arch, String> {
 }
 
 pub fn run(args: EmbedArgs) -> CliResult {
-    match select_backend(args.device, crate::backend::Precision::Fp32)? {
+    match select_backend(args.device, args.precision)? {
         Selected::Cpu(b) => run_on(&b, args),
         Selected::Cuda(b) => run_on(b.as_ref(), args),
     }
 }
 
 fn run_on<B: Backend>(b: &B, args: EmbedArgs) -> CliResult {
-    eprintln!("device: {}", b.name());
+    eprintln!("device: {}", super::precision::describe(b));
     let (net, reg, host) = match &args.weights {
         Some(path) => {
             let sd = weights::read_state_dict(path)?;

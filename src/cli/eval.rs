@@ -49,7 +49,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> CliResult {
-    match select_backend(args.view.device, crate::backend::Precision::Fp32)? {
+    match select_backend(args.view.device, args.view.precision)? {
         Selected::Cpu(b) => run_on(&b, args),
         Selected::Cuda(b) => run_on(b.as_ref(), args),
     }
@@ -69,7 +69,7 @@ fn fmt_auc(v: Option<f64>) -> String {
 }
 
 fn run_on<B: Backend>(b: &B, args: EvalArgs) -> CliResult {
-    eprintln!("device: {}", b.name());
+    eprintln!("device: {}", super::precision::describe(b));
     let m = load_classifier(&args.model)?;
     let (size, resize) = args.view.resolve(&m.metadata, &m.path)?;
     let ds = load_dataset_for(&args.data.source, &m.class_names, false)?;
@@ -113,6 +113,7 @@ fn run_on<B: Backend>(b: &B, args: EvalArgs) -> CliResult {
             "split_seed": args.data.split_seed,
             "size": size,
             "resize": resize,
+            "precision": b.precision().name(),
             "metrics": report.to_json(),
             "concat_head": cat_report.to_json(),
         });

@@ -117,7 +117,7 @@ fn labels_of(ds: &Dataset, indices: &[usize]) -> Vec<u32> {
 }
 
 fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
-    say!("device: {}", b.name());
+    say!("device: {}", super::precision::describe(b));
     if args.size > args.resize {
         return Err(
             Error::Invalid(format!("--size {} is larger than --resize {}: views are crops of the cached images", args.size, args.resize)).into()
@@ -142,6 +142,8 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
             args.data.training_config(),
             args.model.training_config(),
             args.optim.training_config(),
+            // What the convolutions multiply in: hashed, so a resumed run continues in it.
+            json!({ (super::precision::KEY): b.precision().name() }),
             // Only ISIC views have AugMix; recorded there so that a resume cannot switch it.
             if isic { json!({"augmix": !args.no_augmix}) } else { json!({}) },
         ]),
@@ -179,7 +181,8 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: FinetuneArgs) -> CliResult {
     config.write(&run.config(), "finetune", &b.name(), resume_from.as_deref())?;
     splits.write(&run.splits(), &ds)?;
     let cfg = LoopConfig { epochs: args.optim.epochs, batch: args.optim.batch_size, schedule: args.optim.schedule()?, seed: args.optim.seed, start };
-    let metadata = model_metadata(&model, "finetune", grids, args.size, args.resize, &ds.class_names);
+    let mut metadata = model_metadata(&model, "finetune", grids, args.size, args.resize, &ds.class_names);
+    metadata.insert(super::precision::KEY.into(), b.precision().name().into());
     let stage = if args.schedule == Schedule::LinearProbe { "linear-probe" } else { "finetune" };
     let log = MetricsLog::open(&run.metrics_jsonl(), &run.metrics_csv(), stage, resumed.as_ref().map(|_| start))?;
     // The validation split scores every epoch when the best checkpoint is chosen by it (not for the probe, whose

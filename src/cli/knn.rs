@@ -66,7 +66,7 @@ pub struct KnnArgs {
 }
 
 pub fn run(args: KnnArgs) -> CliResult {
-    match select_backend(args.view.device, crate::backend::Precision::Fp32)? {
+    match select_backend(args.view.device, args.view.precision)? {
         Selected::Cpu(b) => run_on(&b, args),
         Selected::Cuda(b) => run_on(b.as_ref(), args),
     }
@@ -83,7 +83,7 @@ fn features<B: Backend>(b: &B, net: &ResNet, st: &mut State<B>, images: &Images,
 }
 
 fn run_on<B: Backend>(b: &B, args: KnnArgs) -> CliResult {
-    eprintln!("device: {}", b.name());
+    eprintln!("device: {}", super::precision::describe(b));
     if !(args.temperature.is_finite() && args.temperature > 0.0) {
         return Err(Error::Invalid(format!("--temperature must be a positive number, got {}", args.temperature)).into());
     }
@@ -136,7 +136,7 @@ fn run_on<B: Backend>(b: &B, args: KnnArgs) -> CliResult {
             "weights": sd.path, "arch": arch.to_string(), "data": ds.root, "format": ds.format, "k": cfg.k,
             "vote": match vote { Vote::Weighted { .. } => "weighted", Vote::Majority => "majority" },
             "temperature": matches!(vote, Vote::Weighted { .. }).then_some(args.temperature),
-            "similarity": "cosine", "size": size, "resize": resize, "reference": {"split": "train", "n": reference_labels.len()},
+            "similarity": "cosine", "size": size, "resize": resize, "precision": b.precision().name(), "reference": {"split": "train", "n": reference_labels.len()},
             "results": results,
         });
         let text = serde_json::to_string_pretty(&v).map_err(|e| Error::Invalid(format!("k-NN JSON: {e}")))?;

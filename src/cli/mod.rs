@@ -18,6 +18,7 @@ mod lab;
 mod metrics_log;
 mod model_file;
 mod plots;
+mod precision;
 mod predict;
 mod pretrain;
 mod progress;

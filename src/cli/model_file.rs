@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::dataset::SourceArgs;
 use super::{backbone_fit, CliError, CliResult, Device};
 use crate::augment::{self, ImageBatch};
-use crate::backend::Backend;
+use crate::backend::{Backend, Precision};
 use crate::data::cache::{self, ImageCache};
 use crate::data::fundus::FundusCrop;
 use crate::data::split::{make_splits, SplitConfig};
@@ -92,6 +92,9 @@ pub struct ViewArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: Device,
+    /// What convolutions multiply in: fp32, or bf16 (bf16 operands, f32 accumulation; the rest stays f32).
+    #[arg(long, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
 }
 
 impl ViewArgs {

@@ -84,7 +84,7 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: PredictArgs) -> CliResult {
-    match select_backend(args.view.device, crate::backend::Precision::Fp32)? {
+    match select_backend(args.view.device, args.view.precision)? {
         Selected::Cpu(b) => run_on(&b, args),
         Selected::Cuda(b) => run_on(b.as_ref(), args),
     }
@@ -111,7 +111,7 @@ fn is_single_data_set(paths: &[PathBuf]) -> bool {
 }
 
 fn run_on<B: Backend>(b: &B, args: PredictArgs) -> CliResult {
-    eprintln!("device: {}", b.name());
+    eprintln!("device: {}", super::precision::describe(b));
     let m = load_classifier(&args.model)?;
     let (size, resize) = args.view.resolve(&m.metadata, &m.path)?;
     let source = is_single_data_set(&args.data).then(|| SourceArgs {

@@ -80,7 +80,7 @@ impl TrainingCommand for PretrainArgs {
 }
 
 fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {
-    say!("device: {}", b.name());
+    say!("device: {}", super::precision::describe(b));
     let (ds, splits) = args.data.load()?;
     let grids = args.grids.unwrap_or_else(|| DataArgs::default_grids(&ds));
     grids.check(args.size)?;
@@ -95,6 +95,8 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {
             args.data.training_config(),
             args.model.training_config(),
             args.optim.training_config(),
+            // What the convolutions multiply in: hashed, so a resumed run continues in it.
+            json!({ (super::precision::KEY): b.precision().name() }),
         ]),
         run: merge(&[
             json!({"epochs": args.optim.epochs, "device": args.optim.device.to_string(), "init": args.model.init, "cache_dir": args.data.cache_dir}),
@@ -142,7 +144,8 @@ fn run_on<B: Backend>(b: &B, run: &RunDir, args: PretrainArgs) -> CliResult {
         args.lambda,
         args.bn_stats
     );
-    let metadata = model_metadata(&model, "pretrain", grids, args.size, args.size, &[]);
+    let mut metadata = model_metadata(&model, "pretrain", grids, args.size, args.size, &[]);
+    metadata.insert(super::precision::KEY.into(), b.precision().name().into());
     let log = MetricsLog::open(&run.metrics_jsonl(), &run.metrics_csv(), "ssl", resume_from.as_ref().map(|_| start))?;
     let batch = cfg.batch.min(cache.len());
     let per_epoch = epoch_batches(cache.len(), batch, cfg.seed, 0, batch).len();

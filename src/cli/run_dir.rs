@@ -26,8 +26,8 @@ use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
-use super::is_backbone_key;
-use crate::backend::Backend;
+use super::{is_backbone_key, precision};
+use crate::backend::{Backend, Precision};
 use crate::error::{Error, Result};
 use crate::model::{HostState, Registry, State};
 use crate::training::checkpoint::{self, previous_path, Progress, TrainingState};
@@ -177,10 +177,15 @@ impl RunConfig {
 
     /// Checks that a checkpoint was written under the same training settings; names each difference.
     pub fn check_resume(&self, path: &Path, state: &TrainingState) -> Result<()> {
-        if state.config_hash == self.hash() {
+        // Checkpoints written before runs recorded their precision computed in fp32: they resume as fp32 runs.
+        let mut now = self.training.clone();
+        if state.config.get(precision::KEY).is_none() && now[precision::KEY] == Precision::Fp32.name() {
+            now.as_object_mut().map(|o| o.remove(precision::KEY));
+        }
+        if state.config_hash == checkpoint::config_hash(&now) {
             return Ok(());
         }
-        let diffs = checkpoint::config_differences(&state.config, &self.training);
+        let diffs = checkpoint::config_differences(&state.config, &now);
         Err(Error::Invalid(format!(
             "--resume {}: the checkpoint was written with other settings, so the run cannot continue exactly: {}",
             path.display(),

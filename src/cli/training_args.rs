@@ -12,9 +12,9 @@ use super::dataset::SourceArgs;
 use super::metrics_log::num;
 use super::progress::{catch_interrupts, set_quiet, ProgressReport};
 use super::run_dir::{log_line, say, Resume, RunDir};
-use super::{is_backbone_key, select_backend, CliError, CliResult, Device, Selected};
+use super::{is_backbone_key, precision, select_backend, CliError, CliResult, Device, Selected};
 use crate::augment::Grids;
-use crate::backend::Backend;
+use crate::backend::{Backend, Precision};
 use crate::data::cache::{CacheOptions, ImageCache};
 use crate::data::fundus::FundusCrop;
 use crate::data::split::{make_splits, SplitConfig, Splits};
@@ -126,6 +126,10 @@ pub struct OptimArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: Device,
+    /// What convolutions multiply in: fp32, or bf16 (bf16 operands, f32 accumulation; the rest stays f32)
+    /// [default: fp32; with --resume, the checkpoint's].
+    #[arg(long)]
+    pub precision: Option<Precision>,
 }
 
 impl OptimArgs {
@@ -247,7 +251,9 @@ pub fn run_training<C: TrainingCommand>(cmd: C) -> CliResult {
     cmd.run_args().start()?;
     let run = RunDir::create(&cmd.run_args().out, cmd.run_args().resume.is_some(), cmd.run_args().overwrite)?;
     let batch_size = cmd.optim_args().batch_size;
-    let result = match select_backend(cmd.optim_args().device, crate::backend::Precision::Fp32) {
+    // A resumed run continues in its checkpoint's precision (an explicit other one is refused).
+    let precision = precision::for_training(&run, cmd.run_args().resume.as_ref(), cmd.optim_args().precision);
+    let result = match precision.map_err(CliError::from).and_then(|p| select_backend(cmd.optim_args().device, p)) {
         Ok(Selected::Cpu(b)) => cmd.run_on(&b, &run),
         Ok(Selected::Cuda(b)) => cmd.run_on(b.as_ref(), &run),
         Err(e) => Err(e),
