@@ -163,7 +163,7 @@ pub type Fp32Bwd = fn(
 /// How a version computes.
 #[derive(Clone, Copy)]
 pub enum Impl {
-    /// fp32 NCHW launchers with the `Backend` signatures.
+    /// Launchers with the `Backend` signatures (NCHW f32 operands), whatever they multiply in.
     Fp32 { fwd: Fp32Fwd, bwd: Fp32Bwd },
     /// `launch::conv2d_bf16` (NHWC bf16, tensor cores).
     Bf16,
@@ -189,6 +189,9 @@ impl Version {
 pub const VERSIONS: &[Version] = &[
     Version { name: "fp32", imp: Impl::Fp32 { fwd: launch::conv2d::fwd, bwd: launch::conv2d::bwd } },
     Version { name: "bf16-tc", imp: Impl::Bf16 },
+    // What `--precision bf16` trains with: the tensor-core kernels behind the engine's NCHW f32 boundary (operand
+    // conversions, c_out padding, the f32 result back to NCHW), so the gap to `bf16-tc` is the conversions' cost.
+    Version { name: "bf16-nchw", imp: Impl::Fp32 { fwd: launch::conv2d_bf16_nchw::fwd, bwd: launch::conv2d_bf16_nchw::bwd } },
     // The direct baseline the implicit GEMM replaced (one thread per output; its weight gradient runs one thread per
     // weight over n*ho*wo terms, seconds per launch at batch 128): kept to show what the GEMM bought.
     Version { name: "fp32-direct", imp: Impl::Fp32 { fwd: launch::conv2d_direct::fwd, bwd: launch::conv2d_direct::bwd } },
