@@ -8,6 +8,11 @@
 //! - input grad:     `dx  = col2im(Wᵀ · dY)`,
 //! - weight grad:    `dW += dY · colᵀ`.
 //!
+//! A stride-1 convolution computes its input gradient as another forward convolution instead (of `dy`, with the
+//! weights flipped and their channel axes swapped, see [`input_grad_geom`]): one im2col and a GEMM with inner
+//! dimension `c_out*kh*kw`, rather than a GEMM with inner dimension `c_out` writing a `col`-sized matrix that
+//! col2im then scatters back (measured 10-15% of the backward pass on ResNet 3x3 layers, docs/PERF.md).
+//!
 //! A block is one sample unless the feature map is small: then several samples share one GEMM so that its
 //! spatial dimension reaches [`GEMM_COLS`] (7x7 maps with a single-sample GEMM run at half the speed). `col` is
 //! only ever built for one block per worker, which keeps ResNet-50 at 224x224 and batch 32 in tens of megabytes.
@@ -266,6 +271,13 @@ pub fn bwd<T: Element>(g: &Conv2dGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&m
     if g.n == 0 {
         return;
     }
+    let dx = match (dx, input_grad_geom(g)) {
+        (Some(dx), Some(gt)) => {
+            fwd(&gt, dy, &flipped_transposed_weights(g, w), None, dx);
+            None
+        }
+        (dx, _) => dx,
+    };
 
     // Samples -> blocks (one GEMM each) -> groups (one partial weight gradient each, a contiguous run of blocks).
     let bs = block_samples(g, d);
@@ -275,10 +287,13 @@ pub fn bwd<T: Element>(g: &Conv2dGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&m
     let group_samples = blocks_per_group * bs;
     let par = inner_parallelism(groups);
     let w_len = g.w_len();
-    let mut partials = vec![T::ZERO; groups * w_len];
+    // A single group accumulates straight into `dw` (no partial buffer, no final pass over it).
+    let single = groups == 1;
+    let mut partials = vec![T::ZERO; if single { 0 } else { groups * w_len }];
 
-    // One group: its blocks in order, partial weight gradient into `pw`, input gradients (if wanted) into `dxg`.
-    let group = |gi: usize, pw: &mut [T], mut dxg: Option<&mut [T]>| {
+    // One group: its blocks in order, partial weight gradient into `pw` (added to what `pw` holds when `onto`),
+    // input gradients (if wanted) into `dxg`.
+    let group = |gi: usize, pw: &mut [T], onto: bool, mut dxg: Option<&mut [T]>| {
         let (mut col_buf, mut dy_buf, mut dcol) = (Vec::new(), Vec::new(), Vec::new());
         let first = gi * group_samples;
         let last = (first + group_samples).min(g.n);
@@ -295,8 +310,9 @@ pub fn bwd<T: Element>(g: &Conv2dGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&m
                 &dy_buf
             };
             let dym = MatRef::row_major(dyb, g.c_out, cols);
-            // pw (+)= dY · colᵀ: `[c_out, s*P] · [s*P, K]`; the group's first block writes, the rest accumulate.
-            matmul(MatMut::row_major(pw, g.c_out, d.k), bi > 0, dym, MatRef::row_major(col, d.k, cols).t(), par);
+            // pw (+)= dY · colᵀ: `[c_out, s*P] · [s*P, K]`; the group's first block writes (unless `onto`), the rest
+            // accumulate.
+            matmul(MatMut::row_major(pw, g.c_out, d.k), onto || bi > 0, dym, MatRef::row_major(col, d.k, cols).t(), par);
 
             let Some(dxg) = dxg.as_deref_mut() else { continue };
             let dxb = &mut dxg[(b0 - first) * d.x_per..][..s * d.x_per];
@@ -317,13 +333,17 @@ pub fn bwd<T: Element>(g: &Conv2dGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&m
         }
     };
 
+    if single {
+        group(0, dw, true, dx);
+        return;
+    }
     match dx {
         Some(dx) => partials
             .par_chunks_mut(w_len)
             .zip(dx.par_chunks_mut(group_samples * d.x_per))
             .enumerate()
-            .for_each(|(gi, (pw, dxg))| group(gi, pw, Some(dxg))),
-        None => partials.par_chunks_mut(w_len).enumerate().for_each(|(gi, pw)| group(gi, pw, None)),
+            .for_each(|(gi, (pw, dxg))| group(gi, pw, false, Some(dxg))),
+        None => partials.par_chunks_mut(w_len).enumerate().for_each(|(gi, pw)| group(gi, pw, false, None)),
     }
 
     // dw += Σ_groups partial, summed in group order for every element.
@@ -334,6 +354,35 @@ pub fn bwd<T: Element>(g: &Conv2dGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&m
             *v += sum;
         }
     });
+}
+
+/// The geometry whose forward convolution of `dy` is the input gradient of `g`, when there is one: stride 1,
+/// a square kernel and `pad <= k - 1`, i.e. `dx = conv2d(dy, w')` with padding `k - 1 - pad` and `w'` from
+/// [`flipped_transposed_weights`] (`dx[ci, ih, iw] = Σ w[co, ci, i, j] dy[co, ih + pad - i, iw + pad - j]`; put
+/// `a = k-1-i` and it is a cross-correlation). Its output size is `ho + k - 1 - 2 pad = h`. A pointwise convolution
+/// keeps its direct `Wᵀ · dY` (no col2im to save), and so does anything else (strided ones scatter sparsely).
+fn input_grad_geom(g: &Conv2dGeom) -> Option<Conv2dGeom> {
+    if g.stride != 1 || g.kh != g.kw || g.pad >= g.kh || is_pointwise(g) {
+        return None;
+    }
+    let gt = Conv2dGeom::new(g.n, g.c_out, g.ho, g.wo, g.c_in, g.kh, 1, g.kh - 1 - g.pad);
+    debug_assert!(gt.ho == g.h && gt.wo == g.w, "conv2d: transposed geometry {gt:?} of {g:?}");
+    Some(gt)
+}
+
+/// `w'[ci, co, kh-1-i, kw-1-j] = w[co, ci, i, j]`: the weights of the input-gradient convolution.
+fn flipped_transposed_weights<T: Element>(g: &Conv2dGeom, w: &[T]) -> Vec<T> {
+    let taps = g.kh * g.kw;
+    let mut wt = vec![T::ZERO; w.len()];
+    for (co, w_co) in w.chunks_exact(g.c_in * taps).enumerate() {
+        for (ci, w_tap) in w_co.chunks_exact(taps).enumerate() {
+            let dst = &mut wt[(ci * g.c_out + co) * taps..][..taps];
+            for (t, &v) in w_tap.iter().enumerate() {
+                dst[taps - 1 - t] = v;
+            }
+        }
+    }
+    wt
 }
 
 /// `dbias[o] += Σ_{n, p} dy[n, o, p]`, summed in f64 in a fixed order, one task per output channel.
