@@ -134,6 +134,9 @@ fn im2col<T: Element>(g: &Conv2dGeom, d: Dims, x: &[T], col: &mut [T], ld: usize
 
 /// The columns of output rows `rows` only (column `(oh - rows.start) * wo + ow`): a row slab of [`im2col`].
 fn im2col_rows<T: Element>(g: &Conv2dGeom, x: &[T], col: &mut [T], ld: usize, rows: std::ops::Range<usize>) {
+    if g.stride == 1 && g.wo == g.w {
+        return im2col_rows_shifted(g, x, col, ld, rows);
+    }
     zero_padding(g, col, ld, rows.clone());
     let first = rows.start;
     for_each_segment(g, rows, |Segment { row, ci, oh, ih, ow_lo, ow_hi, iw_lo }| {
@@ -147,6 +150,34 @@ fn im2col_rows<T: Element>(g: &Conv2dGeom, x: &[T], col: &mut [T], ld: usize, ro
             }
         }
     });
+}
+
+/// [`im2col_rows`] of a stride-1 convolution whose output is as wide as its input (`2 pad = kw - 1`, e.g. 3x3 with
+/// padding 1). Then output position `q = oh*w + ow` of the `col` row of `(ci, ki, kj)` reads input element
+/// `q + (ki - pad)*w + kj - pad` of channel `ci`: a constant shift, so each `col` row is one copy from its first to
+/// its last valid position, instead of one short copy per output row (8 elements on an 8x8 map). The positions in
+/// between that read padding received the ends of neighbouring input rows; [`zero_padding`] overwrites them after.
+fn im2col_rows_shifted<T: Element>(g: &Conv2dGeom, x: &[T], col: &mut [T], ld: usize, rows: std::ops::Range<usize>) {
+    let first = rows.start * g.wo;
+    for ci in 0..g.c_in {
+        let channel = &x[ci * g.h * g.w..][..g.h * g.w];
+        for ki in 0..g.kh {
+            let (oh_lo, oh_hi) = valid_range(g.ho, g.h, ki, 1, g.pad);
+            let (oh_lo, oh_hi) = (oh_lo.max(rows.start), oh_hi.min(rows.end));
+            for kj in 0..g.kw {
+                let (ow_lo, ow_hi) = valid_range(g.wo, g.w, kj, 1, g.pad);
+                if oh_lo >= oh_hi || ow_lo == ow_hi {
+                    continue;
+                }
+                let (start, end) = (oh_lo * g.wo + ow_lo, (oh_hi - 1) * g.wo + ow_hi);
+                // Input index of `start`; `oh_lo + ki >= pad` and `ow_lo + kj >= pad` by `valid_range`.
+                let src = (oh_lo + ki - g.pad) * g.w + ow_lo + kj - g.pad;
+                let row = (ci * g.kh + ki) * g.kw + kj;
+                col[row * ld + start - first..][..end - start].copy_from_slice(&channel[src..][..end - start]);
+            }
+        }
+    }
+    zero_padding(g, col, ld, rows);
 }
 
 /// `dx = col2im(dcol)` for one sample (same layout as [`im2col`]): each input element receives the sum of the
