@@ -11,12 +11,14 @@
 //! A stride-1 convolution computes its input gradient as another forward convolution instead (of `dy`, with the
 //! weights flipped and their channel axes swapped, see [`input_grad_geom`]): one im2col and a GEMM with inner
 //! dimension `c_out*kh*kw`, rather than a GEMM with inner dimension `c_out` writing a `col`-sized matrix that
-//! col2im then scatters back (measured 10-15% of the backward pass on ResNet 3x3 layers, docs/PERF.md).
+//! col2im then scatters back (the two together were 52-56% of the backward pass of ResNet 3x3 layers, docs/PERF.md).
 //!
 //! A block is one sample unless the feature map is small: then several samples share one GEMM so that its
 //! spatial dimension reaches [`GEMM_COLS`] (7x7 maps with a single-sample GEMM run at half the speed). `col` is
 //! only ever built for one block per worker, which keeps ResNet-50 at 224x224 and batch 32 in tens of megabytes.
-//! A single-sample block of a 1x1, stride-1, unpadded convolution reads the input directly as its `col` matrix.
+//! A single-sample block of a 1x1, stride-1, unpadded convolution reads the input directly as its `col` matrix;
+//! any other single-sample block builds its `col` a few output rows at a time ([`SLAB_BYTES`]), so that the GEMM
+//! reads it back from cache.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
