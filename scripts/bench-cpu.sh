@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 py=${1:-python3}
 threads=${THREADS:-$(nproc)}
 echo "# $(date -u +%F) $(uname -m), $(nproc) cores, $threads threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+# The machine may be shared: the load average before each half says how much the wall times can be trusted.
+echo "# load average before fgssl: $(cut -d' ' -f1-3 /proc/loadavg)"
 RAYON_NUM_THREADS=$threads cargo bench --locked --bench cpu_ops -- --noplot >/dev/null 2>&1
 echo "# fgssl (criterion median)"
 "$py" - <<'PY'
@@ -16,5 +18,5 @@ for f in sorted(glob.glob("target/criterion/**/new/estimates.json", recursive=Tr
     name = os.path.relpath(os.path.dirname(os.path.dirname(f)), "target/criterion")
     print(f"{name}: {json.load(open(f))['median']['point_estimate'] / 1e6:.2f} ms")
 PY
-echo "# pytorch"
+echo "# pytorch (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
 "$py" scripts/bench_torch_cpu.py --threads "$threads"

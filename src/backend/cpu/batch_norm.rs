@@ -60,14 +60,42 @@ fn affine<T: Element>(g: &BatchNormGeom, x: &[T], center: &[T], scale: &[T], shi
     });
 }
 
+/// Independent accumulators of the per-channel f64 sums: element `j` of each contiguous run goes to lane
+/// `j % LANES`, and the lanes are combined in a fixed order at the end. The order depends only on the shape, so the
+/// sums stay deterministic, but the adds no longer wait on each other: one serial f64 chain per channel was most of
+/// batch norm's time in the ResNet-18 step (perf, docs/PERF.md).
+const LANES: usize = 8;
+
+/// Σ over the lanes, in a fixed pairwise order.
+fn lanes_total(acc: [f64; LANES]) -> f64 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// `Σ f(v)` over the elements of `runs`, in lanes.
+fn lane_sum<'a, T: Element>(runs: impl Iterator<Item = &'a [T]>, f: impl Fn(T) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    for run in runs {
+        let mut chunks = run.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (a, &v) in acc.iter_mut().zip(chunk) {
+                *a += f(v);
+            }
+        }
+        for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+            *a += f(v);
+        }
+    }
+    lanes_total(acc)
+}
+
 /// Per-channel biased mean and variance in f64 (two-pass, so large means do not swamp the variance).
 fn batch_stats<T: Element>(g: &BatchNormGeom, x: &[T]) -> Vec<(f64, f64)> {
     let cnt = count(g) as f64;
     (0..g.c)
         .into_par_iter()
         .map(|c| {
-            let mean = channel(g, x, c).flatten().map(|&v| v.to_f64()).sum::<f64>() / cnt;
-            let var = channel(g, x, c).flatten().map(|&v| (v.to_f64() - mean).powi(2)).sum::<f64>() / cnt;
+            let mean = lane_sum(channel(g, x, c), |v| v.to_f64()) / cnt;
+            let var = lane_sum(channel(g, x, c), |v| (v.to_f64() - mean).powi(2)) / cnt;
             (mean, var)
         })
         .collect()
@@ -179,16 +207,26 @@ pub fn bwd<T: Element>(
         .into_par_iter()
         .map(|c| {
             let (mean, invstd) = (saved_mean[c].to_f64(), saved_invstd[c].to_f64());
-            let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
+            // In lanes, as `lane_sum`.
+            let (mut sum_dy, mut sum_dy_xhat) = ([0.0f64; LANES], [0.0f64; LANES]);
             for s in 0..g.n {
                 let base = (s * g.c + c) * g.hw;
-                for (j, &xv) in x[base..][..g.hw].iter().enumerate() {
-                    let d = grad(base + j).to_f64();
-                    sum_dy += d;
-                    sum_dy_xhat += d * (xv.to_f64() - mean) * invstd;
+                let (xs, dys, ys) = (&x[base..][..g.hw], &dy[base..][..g.hw], mask.map(|y| &y[base..][..g.hw]));
+                for j0 in (0..g.hw).step_by(LANES) {
+                    for j in j0..(j0 + LANES).min(g.hw) {
+                        // `grad(base + j)` on the run's slices (no bounds checks in the loop).
+                        let d = match ys {
+                            Some(ys) if ys[j] > T::ZERO => dys[j],
+                            Some(_) => T::ZERO,
+                            None => dys[j],
+                        }
+                        .to_f64();
+                        sum_dy[j - j0] += d;
+                        sum_dy_xhat[j - j0] += d * (xs[j].to_f64() - mean) * invstd;
+                    }
                 }
             }
-            (sum_dy, sum_dy_xhat)
+            (lanes_total(sum_dy), lanes_total(sum_dy_xhat))
         })
         .collect();
 

@@ -411,17 +411,24 @@ impl<'a, T> MatRef<'a, T> {
     }
 }
 
-/// A writable contiguous row-major `rows x cols` matrix at the start of `data`.
+/// A writable row-major `rows x cols` matrix at the start of `data`, rows `rs` elements apart.
 #[derive(Debug)]
 pub(crate) struct MatMut<'a, T> {
     pub data: &'a mut [T],
     pub rows: usize,
     pub cols: usize,
+    pub rs: usize,
 }
 
 impl<'a, T> MatMut<'a, T> {
+    /// Contiguous rows.
     pub fn row_major(data: &'a mut [T], rows: usize, cols: usize) -> Self {
-        MatMut { data, rows, cols }
+        MatMut { data, rows, cols, rs: cols }
+    }
+    /// The first `cols` columns of a row-major matrix whose rows are `rs` elements long (a column slab of it).
+    pub fn row_major_strided(data: &'a mut [T], rows: usize, cols: usize, rs: usize) -> Self {
+        assert!(rs >= cols, "matmul: row stride {rs} shorter than a row of {cols}");
+        MatMut { data, rows, cols, rs }
     }
 }
 
@@ -441,7 +448,7 @@ fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 pub(crate) fn matmul<T: Element>(dst: MatMut<'_, T>, accumulate: bool, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, par: gemm::Parallelism) {
     let (m, n, k) = (dst.rows, dst.cols, lhs.cols);
     assert!(lhs.rows == m && rhs.rows == k && rhs.cols == n, "matmul: ({m}x{n}) = ({}x{}) · ({}x{})", lhs.rows, lhs.cols, rhs.rows, rhs.cols);
-    assert!(span(m, n, n, 1) <= dst.data.len(), "matmul: dst {m}x{n} does not fit in {} elements", dst.data.len());
+    assert!(span(m, n, dst.rs, 1) <= dst.data.len(), "matmul: dst {m}x{n} does not fit in {} elements", dst.data.len());
     assert!(span(m, k, lhs.rs, lhs.cs) <= lhs.data.len(), "matmul: lhs {m}x{k} does not fit in {} elements", lhs.data.len());
     assert!(span(k, n, rhs.rs, rhs.cs) <= rhs.data.len(), "matmul: rhs {k}x{n} does not fit in {} elements", rhs.data.len());
     if m == 0 || n == 0 {
@@ -450,7 +457,7 @@ pub(crate) fn matmul<T: Element>(dst: MatMut<'_, T>, accumulate: bool, lhs: MatR
     if k == 0 {
         // An empty sum: nothing to add, or a zero product to write.
         if !accumulate {
-            dst.data[..m * n].fill(T::ZERO);
+            dst.data.chunks_mut(dst.rs).take(m).for_each(|row| row[..n].fill(T::ZERO));
         }
         return;
     }
@@ -464,7 +471,7 @@ pub(crate) fn matmul<T: Element>(dst: MatMut<'_, T>, accumulate: bool, lhs: MatR
             k,
             dst.data.as_mut_ptr(),
             1,
-            n as isize,
+            dst.rs as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.cs as isize,
