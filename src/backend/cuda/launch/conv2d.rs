@@ -35,12 +35,7 @@ pub fn fwd(
     y: &mut CudaViewMut<'_, f32>,
 ) -> Result<()> {
     const OP: &str = "conv2d_fwd";
-    need(OP, "x", x.len(), g.x_len())?;
-    need(OP, "w", w.len(), g.w_len())?;
-    need(OP, "y", y.len(), g.y_len())?;
-    if let Some(bias) = bias {
-        need(OP, "bias", bias.len(), g.c_out)?;
-    }
+    check_fwd_operands(OP, g, x.len(), w.len(), bias.map(|b| b.len()), y.len())?;
     if g.y_len() == 0 {
         return Ok(());
     }
@@ -68,12 +63,7 @@ pub fn fwd_planned(
     y: &mut CudaViewMut<'_, f32>,
 ) -> Result<()> {
     const OP: &str = "conv2d_fwd";
-    need(OP, "x", x.len(), g.x_len())?;
-    need(OP, "w", w.len(), g.w_len())?;
-    need(OP, "y", y.len(), g.y_len())?;
-    if let Some(bias) = bias {
-        need(OP, "bias", bias.len(), g.c_out)?;
-    }
+    check_fwd_operands(OP, g, x.len(), w.len(), bias.map(|b| b.len()), y.len())?;
     check_plan(OP, plan, Pass::Fwd, g)?;
     let p = ConvGemm::new(g, plan);
     let f = cx.function(FILE, plan.kernel())?;
@@ -102,16 +92,7 @@ pub fn bwd(
     dbias: Option<&mut CudaViewMut<'_, f32>>,
 ) -> Result<()> {
     const OP: &str = "conv2d_bwd";
-    need(OP, "x", x.len(), g.x_len())?;
-    need(OP, "w", w.len(), g.w_len())?;
-    need(OP, "dy", dy.len(), g.y_len())?;
-    need(OP, "dw", dw.len(), g.w_len())?;
-    if let Some(dx) = &dx {
-        need(OP, "dx", dx.len(), g.x_len())?;
-    }
-    if let Some(db) = &dbias {
-        need(OP, "dbias", db.len(), g.c_out)?;
-    }
+    check_bwd_operands(OP, g, x.len(), w.len(), dy.len(), dx.as_ref().map(|d| d.len()), dw.len(), dbias.as_ref().map(|d| d.len()))?;
     if let Some(dx) = dx {
         if g.x_len() > 0 {
             let plan = conv2d_gemm::plan(Pass::Dgrad, g, cx.sm_count() as usize)?;
@@ -214,4 +195,41 @@ pub fn wgrad_planned(
     // holds w_len == len (checked by `bwd`).
     launched("conv2d_bwd_dw_reduce", unsafe { b.launch(cfg_1d(cx.grid_stride(len, FG_BLOCK as usize))) })
     // `ws` returns to the pool here; later users of its block run after these launches (one stream).
+}
+
+/// The operand lengths of a forward convolution at `g`, checked alike by every NCHW f32 launcher (this implicit
+/// GEMM, the direct baseline, the bf16 boundary).
+pub(crate) fn check_fwd_operands(op: &str, g: &Conv2dGeom, x: usize, w: usize, bias: Option<usize>, y: usize) -> Result<()> {
+    need(op, "x", x, g.x_len())?;
+    need(op, "w", w, g.w_len())?;
+    need(op, "y", y, g.y_len())?;
+    if let Some(bias) = bias {
+        need(op, "bias", bias, g.c_out)?;
+    }
+    Ok(())
+}
+
+/// The operand lengths of a backward convolution at `g` (`dx`, `dbias` when requested), as [`check_fwd_operands`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_bwd_operands(
+    op: &str,
+    g: &Conv2dGeom,
+    x: usize,
+    w: usize,
+    dy: usize,
+    dx: Option<usize>,
+    dw: usize,
+    dbias: Option<usize>,
+) -> Result<()> {
+    need(op, "x", x, g.x_len())?;
+    need(op, "w", w, g.w_len())?;
+    need(op, "dy", dy, g.y_len())?;
+    need(op, "dw", dw, g.w_len())?;
+    if let Some(dx) = dx {
+        need(op, "dx", dx, g.x_len())?;
+    }
+    if let Some(db) = dbias {
+        need(op, "dbias", db, g.c_out)?;
+    }
+    Ok(())
 }

@@ -25,8 +25,9 @@
 
 use cudarc::driver::{CudaSlice, CudaView, CudaViewMut};
 
+use super::conv2d::{check_bwd_operands, check_fwd_operands};
 use super::conv2d_bf16::{self as bf, pad8, ConvBf16Geom};
-use super::{conv2d, cuda_err, need};
+use super::{conv2d, cuda_err};
 use crate::backend::cuda::backend::{ensure, Cuda};
 use crate::backend::geom::Conv2dGeom;
 use crate::error::Result;
@@ -113,12 +114,7 @@ pub fn fwd(
     y: &mut CudaViewMut<'_, f32>,
 ) -> Result<()> {
     const OP: &str = "conv2d_fwd (bf16)";
-    need(OP, "x", x.len(), g.x_len())?;
-    need(OP, "w", w.len(), g.w_len())?;
-    need(OP, "y", y.len(), g.y_len())?;
-    if let Some(bias) = bias {
-        need(OP, "bias", bias.len(), g.c_out)?;
-    }
+    check_fwd_operands(OP, g, x.len(), w.len(), bias.map(|b| b.len()), y.len())?;
     if g.y_len() == 0 {
         return Ok(());
     }
@@ -149,16 +145,7 @@ pub fn bwd(
     dbias: Option<&mut CudaViewMut<'_, f32>>,
 ) -> Result<()> {
     const OP: &str = "conv2d_bwd (bf16)";
-    need(OP, "x", x.len(), g.x_len())?;
-    need(OP, "w", w.len(), g.w_len())?;
-    need(OP, "dy", dy.len(), g.y_len())?;
-    need(OP, "dw", dw.len(), g.w_len())?;
-    if let Some(dx) = &dx {
-        need(OP, "dx", dx.len(), g.x_len())?;
-    }
-    if let Some(db) = &dbias {
-        need(OP, "dbias", db.len(), g.c_out)?;
-    }
+    check_bwd_operands(OP, g, x.len(), w.len(), dy.len(), dx.as_ref().map(|d| d.len()), dw.len(), dbias.as_ref().map(|d| d.len()))?;
     let b = NchwBoundary::new(g)?;
     let mut guard = cx.workspaces();
     let ws = &mut guard.conv_bf16;

@@ -8,7 +8,8 @@
 
 use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
 
-use super::{cfg_1d, launched, need, FG_BLOCK, NULL_PTR};
+use super::conv2d::{check_bwd_operands, check_fwd_operands};
+use super::{cfg_1d, launched, FG_BLOCK, NULL_PTR};
 use crate::backend::cuda::backend::Cuda;
 use crate::backend::geom::Conv2dGeom;
 use crate::error::Result;
@@ -23,12 +24,7 @@ pub fn fwd(
     y: &mut CudaViewMut<'_, f32>,
 ) -> Result<()> {
     const OP: &str = "conv2d_direct_fwd";
-    need(OP, "x", x.len(), g.x_len())?;
-    need(OP, "w", w.len(), g.w_len())?;
-    need(OP, "y", y.len(), g.y_len())?;
-    if let Some(bias) = bias {
-        need(OP, "bias", bias.len(), g.c_out)?;
-    }
+    check_fwd_operands(OP, g, x.len(), w.len(), bias.map(|b| b.len()), y.len())?;
     if g.y_len() == 0 {
         return Ok(());
     }
@@ -59,16 +55,7 @@ pub fn bwd(
     dbias: Option<&mut CudaViewMut<'_, f32>>,
 ) -> Result<()> {
     const OP: &str = "conv2d_direct_bwd";
-    need(OP, "x", x.len(), g.x_len())?;
-    need(OP, "w", w.len(), g.w_len())?;
-    need(OP, "dy", dy.len(), g.y_len())?;
-    need(OP, "dw", dw.len(), g.w_len())?;
-    if let Some(dx) = &dx {
-        need(OP, "dx", dx.len(), g.x_len())?;
-    }
-    if let Some(db) = &dbias {
-        need(OP, "dbias", db.len(), g.c_out)?;
-    }
+    check_bwd_operands(OP, g, x.len(), w.len(), dy.len(), dx.as_ref().map(|d| d.len()), dw.len(), dbias.as_ref().map(|d| d.len()))?;
     if let Some(dx) = dx {
         if g.x_len() > 0 {
             let f = cx.function("conv2d_direct.cu", "conv2d_direct_bwd_dx")?;
