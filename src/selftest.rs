@@ -49,12 +49,18 @@ mod conv_cases;
 pub const TOL_ELEMENTWISE: f64 = 1e-5;
 /// Scale-relative tolerance of reductions, GEMMs and convolutions (fp32).
 pub const TOL_REDUCTION: f64 = 1e-4;
-/// Relative tolerance on the ResNet training losses, step by step.
-pub const TOL_LOSS: f64 = 1e-3;
+/// Relative tolerance on the ResNet training losses, step by step. Losses of different summation orders drift apart
+/// over SGD steps: a max-pool argmax or ReLU decision that flips between two orders changes a gradient discretely.
+/// Measured, `fgssl selftest --device cpu64` (f64 against the f32 reference), seeds 1-16, on this check's setup (8
+/// images, lr 0.002): up to 5.0e-4 (seed 10). The earlier setup (4 images, lr 0.01) memorised its batch down to a
+/// loss of 0.04 and differed by up to 4.5e-3, failing the old 1e-3 on 4 of 16 seeds. The fp32 CUDA backend agreed
+/// with the CPU within 1.4e-6 on an H200 (docs/GPU-STATUS.md). Set at 10x the largest measured; a wrong kernel moves
+/// step 0 alone by far more, and the op cases check every op tightly.
+pub const TOL_LOSS: f64 = 5e-3;
 /// Relative tolerance on the FG-SSL training losses, step by step. Looser than [`TOL_LOSS`] because the Barlow
 /// Twins loss of a freshly initialised model on a batch of 8 has enormous gradients (an SGD step of lr 1e-6 changes
 /// the loss by several percent), so fp32 rounding differences in one step's gradients show up in the later steps'
-/// losses: f32 against f64 (`--device cpu64`) differs by up to 1.8e-3 relative over 8 steps (seeds 5-8), while a
+/// losses: f32 against f64 (`--device cpu64`) differs by up to 3.6e-3 relative over 12 steps (seeds 1-16), while a
 /// wrong kernel moves a loss by far more.
 pub const TOL_SSL_LOSS: f64 = 1e-2;
 /// Relative tolerance on the ResNet training losses when the convolutions are bf16 ([`Precision::Bf16`]; the op
@@ -62,11 +68,11 @@ pub const TOL_SSL_LOSS: f64 = 1e-2;
 /// 9.4e-7 scale-relative on every conv case, seeds 1-16). The losses are another matter: a summation-order
 /// difference of one f32 ulp before a rounding flips a bf16 operand by 2^-8 relative, and such flips compound through
 /// the layers, batch norm and the SGD updates. Measured, `fgssl selftest --device cpu64 --precision bf16` (f64 with
-/// bf16 against f32 with bf16), seeds 1-16: up to 2.5e-3 relative at step 0 (the forward alone) and 5.5e-2 at step 1
-/// (seed 10; the first update moves the loss from ~2.1 to ~0.5). A GPU run differs from the f32 CPU by summation
+/// bf16 against f32 with bf16), seeds 1-16, this check's setup: up to 1.5e-2 relative (seed 4; the setup of 4 images at lr
+/// 0.01 that memorised its batch reached 5.5e-2). A GPU run differs from the f32 CPU by summation
 /// order too, the same seed for flips. Set at about 3x the largest measured; a wrong kernel moves the losses by
 /// far more, and the op cases check every convolution at 1e-4.
-pub const TOL_LOSS_BF16: f64 = 0.15;
+pub const TOL_LOSS_BF16: f64 = 0.05;
 /// [`TOL_SSL_LOSS`] with bf16 convolutions: measured as [`TOL_LOSS_BF16`], up to 2.4e-2 relative over the 12 FG-SSL
 /// steps (seeds 1-16); set at 2.5x that.
 pub const TOL_SSL_LOSS_BF16: f64 = 0.06;
@@ -1392,10 +1398,10 @@ pub fn run<D: Backend + 'static>(dev: &D, opts: &Options) -> Report {
     let s = StepSetup {
         arch: Arch::ResNet18,
         classes: 10,
-        n: 4,
+        n: 8,
         size: 64,
         steps: if opts.quick { 2 } else { 4 },
-        lr: 0.01,
+        lr: 0.002,
         momentum: 0.9,
         weight_decay: 5e-4,
     };
