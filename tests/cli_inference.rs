@@ -7,17 +7,8 @@ use std::path::Path;
 use fgssl::training::knn::{knn_predict, knn_votes, top1, KnnConfig, Vote};
 
 mod support;
-use support::{assert_clean_failure, fgssl, stderr, TempDir};
+use support::{assert_clean_failure, fgssl, stderr, tiny_synth, TempDir, TINY};
 
-/// 2 classes x 12 images of 32x32 (seeded split: 14 train, 2 val, 8 test).
-fn synth(dir: &TempDir) -> String {
-    let data = dir.join("synth");
-    let o = fgssl(&["synth", "--out", data.to_str().unwrap(), "--classes", "2", "--per-class", "12", "--size", "32"]);
-    assert!(o.status.success(), "synth failed: {}", stderr(&o));
-    data.to_string_lossy().into_owned()
-}
-
-const TINY: &[&str] = &["--arch", "resnet18", "--embed-dim", "16", "--pooled-dim", "24", "--device", "cpu", "--grids", "8,4,2"];
 /// predict and eval take the evaluation view (finetune's --size 32 and --resize 36) from the model's metadata.
 const VIEW: &[&str] = &["--device", "cpu"];
 
@@ -58,7 +49,7 @@ fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
 #[test]
 fn predict_writes_probabilities_that_agree_with_eval() {
     let dir = TempDir::new("predict-eval");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let cache = dir.join("cache");
     let c = cache.to_str().unwrap();
     let weights = finetune(&dir, &data, c);
@@ -125,7 +116,7 @@ fn predict_writes_probabilities_that_agree_with_eval() {
 #[test]
 fn knn_runs_on_a_pretrain_run_and_a_bare_backbone_file() {
     let dir = TempDir::new("knn");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let cache = dir.join("cache");
     let c = cache.to_str().unwrap();
     // The run folder (its export/backbone.safetensors is read).
@@ -161,7 +152,7 @@ fn knn_runs_on_a_pretrain_run_and_a_bare_backbone_file() {
 #[test]
 fn inference_commands_fail_cleanly_on_unusable_weights() {
     let dir = TempDir::new("inference-errors");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let cache = dir.join("cache");
     let c = cache.to_str().unwrap();
     let weights = finetune(&dir, &data, c);

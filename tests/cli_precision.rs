@@ -9,17 +9,7 @@ use fgssl::weights::read_state_dict;
 use serde_json::Value;
 
 mod support;
-use support::{assert_clean_failure, fgssl, stderr, TempDir};
-
-/// 2 classes x 12 images of 32x32 (14 training, the rest val/test).
-fn synth(dir: &TempDir) -> String {
-    let data = dir.join("synth");
-    let o = fgssl(&["synth", "--out", data.to_str().unwrap(), "--classes", "2", "--per-class", "12", "--size", "32"]);
-    assert!(o.status.success(), "synth failed: {}", stderr(&o));
-    data.to_string_lossy().into_owned()
-}
-
-const TINY: &[&str] = &["--arch", "resnet18", "--embed-dim", "16", "--pooled-dim", "24", "--device", "cpu", "--grids", "8,4,2"];
+use support::{assert_clean_failure, fgssl, stderr, tiny_synth, TempDir, TINY};
 
 fn run(args: &[&str]) -> std::process::Output {
     let o = fgssl(args);
@@ -48,7 +38,7 @@ fn step_losses(run: &Path) -> Vec<f64> {
 #[test]
 fn pretraining_in_bf16_is_recorded_reaches_the_convolutions_and_resumes_exactly_in_bf16() {
     let dir = TempDir::new("precision-pretrain");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let cache = dir.join("cache");
     // The settings every run here shares; bf16.toml adds the precision.
     let common = format!(
@@ -132,7 +122,7 @@ fn an_unknown_precision_is_a_usage_error_naming_the_accepted_values() {
 #[test]
 fn finetuning_and_the_inference_commands_take_the_precision() {
     let dir = TempDir::new("precision-inference");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let (cache, ft) = (dir.join("cache"), dir.join("ft"));
     let c = cache.to_str().unwrap();
     let mut args = vec!["finetune", "--data", &data, "--size", "32", "--resize", "36", "--epochs", "1", "--batch-size", "4", "--precision", "bf16"];

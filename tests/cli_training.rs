@@ -7,17 +7,7 @@ use std::path::Path;
 use fgssl::weights::read_state_dict;
 
 mod support;
-use support::{assert_clean_failure, fgssl, stderr, TempDir};
-
-/// 2 classes x 12 images of 32x32.
-fn synth(dir: &TempDir) -> String {
-    let data = dir.join("synth");
-    let o = fgssl(&["synth", "--out", data.to_str().unwrap(), "--classes", "2", "--per-class", "12", "--size", "32"]);
-    assert!(o.status.success(), "synth failed: {}", stderr(&o));
-    data.to_string_lossy().into_owned()
-}
-
-const TINY: &[&str] = &["--arch", "resnet18", "--embed-dim", "16", "--pooled-dim", "24", "--device", "cpu", "--grids", "8,4,2"];
+use support::{assert_clean_failure, fgssl, stderr, tiny_synth, TempDir, TINY};
 
 fn run(args: &[&str]) -> std::process::Output {
     let o = fgssl(args);
@@ -42,7 +32,7 @@ fn torchvision_resnet18_keys() -> Vec<(String, Vec<usize>)> {
 #[test]
 fn pretrain_then_finetune_write_run_folders_with_a_torchvision_export() {
     let dir = TempDir::new("train");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let (ssl, cache) = (dir.join("ssl"), dir.join("cache"));
     let (s, c) = (ssl.to_str().unwrap(), cache.to_str().unwrap());
     let mut args = vec!["pretrain", "--data", &data, "--size", "32", "--epochs", "2", "--batch-size", "8", "--lr", "0.01"];
@@ -163,7 +153,7 @@ fn pretrain_args<'a>(data: &'a str, out: &'a str, cache: &'a str, extra: &[&'a s
 #[test]
 fn a_run_killed_mid_epoch_resumes_exactly() {
     let dir = TempDir::new("resume");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let (full, killed, cache) = (dir.join("full"), dir.join("killed"), dir.join("cache"));
     let (f, k, c) = (full.to_str().unwrap(), killed.to_str().unwrap(), cache.to_str().unwrap());
     run(&pretrain_args(&data, f, c, &[]));
@@ -237,7 +227,7 @@ fn a_finetuning_run_extended_with_resume_matches_one_run_of_the_full_length() {
     // The per-epoch cosine gives epoch 0 the base rate whatever the length, so one epoch then `--epochs 2 --resume
     // auto` must compute exactly what a two-epoch run computes.
     let dir = TempDir::new("ft-resume");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let cache = dir.join("cache");
     let ft = |out: &Path, epochs: &str, extra: &[&str]| {
         let mut a = vec!["finetune", "--data", &data, "--size", "32", "--resize", "36", "--epochs", epochs, "--batch-size", "4", "--lr", "0.01"];
@@ -263,7 +253,7 @@ fn a_finetuning_run_extended_with_resume_matches_one_run_of_the_full_length() {
 #[test]
 fn a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let dir = TempDir::new("nan");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let (out, cache) = (dir.join("run"), dir.join("cache"));
     // One warm-up epoch at lr 0 (finite, checkpointed), then lr 1e30.
     let mut a = pretrain_args(&data, out.to_str().unwrap(), cache.to_str().unwrap(), &["--warmup", "1"]);
@@ -293,7 +283,7 @@ fn an_unwritable_run_folder_fails_before_training() {
 #[test]
 fn training_commands_reject_bad_settings_cleanly() {
     let dir = TempDir::new("train-errors");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let out = dir.join("x");
     let o = out.to_str().unwrap();
     let cache = dir.join("cache");

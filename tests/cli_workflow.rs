@@ -10,17 +10,7 @@ use std::time::{Duration, Instant};
 use fgssl::weights::read_state_dict;
 
 mod support;
-use support::{assert_clean_failure, fgssl, stderr, TempDir};
-
-/// 2 classes x 12 images of 32x32 (14 training, the rest val/test).
-fn synth(dir: &TempDir) -> String {
-    let data = dir.join("synth");
-    let o = fgssl(&["synth", "--out", data.to_str().unwrap(), "--classes", "2", "--per-class", "12", "--size", "32"]);
-    assert!(o.status.success(), "synth failed: {}", stderr(&o));
-    data.to_string_lossy().into_owned()
-}
-
-const TINY: &[&str] = &["--arch", "resnet18", "--embed-dim", "16", "--pooled-dim", "24", "--device", "cpu", "--grids", "8,4,2"];
+use support::{assert_clean_failure, fgssl, stderr, tiny_synth, TempDir, TINY};
 
 fn run(args: &[&str]) -> std::process::Output {
     let o = fgssl(args);
@@ -55,7 +45,7 @@ fn checkpoint_progress(path: &Path) -> serde_json::Value {
 #[test]
 fn a_config_file_sets_flags_the_command_line_overrides_and_config_json_records_the_result() {
     let dir = TempDir::new("config");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let (out, cache, file) = (dir.join("run"), dir.join("cache"), dir.join("ssl.toml"));
     let toml = format!(
         "data = \"{data}\"\narch = \"resnet18\"\nembed_dim = 16\npooled-dim = 24\ndevice = \"cpu\"\ngrids = [8, 4, 2]\nsize = 32\n\
@@ -95,7 +85,7 @@ fn a_config_file_sets_flags_the_command_line_overrides_and_config_json_records_t
 #[test]
 fn best_and_per_epoch_checkpoints_follow_the_metric_and_the_keep_policy() {
     let dir = TempDir::new("best");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let (ssl, cache) = (dir.join("ssl"), dir.join("cache"));
     let (s, c) = (ssl.to_str().unwrap(), cache.to_str().unwrap());
     let mut a = pretrain_args(&data, s, c, &["--keep-checkpoints", "2"]);
@@ -157,7 +147,7 @@ fn best_and_per_epoch_checkpoints_follow_the_metric_and_the_keep_policy() {
 #[test]
 fn progress_lines_go_to_stderr_and_train_log_and_quiet_keeps_stderr_clean() {
     let dir = TempDir::new("progress");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let (out, cache) = (dir.join("run"), dir.join("cache"));
     let (o, c) = (out.to_str().unwrap(), cache.to_str().unwrap());
     let mut a = pretrain_args(&data, o, c, &["--log-interval", "0"]);
@@ -204,7 +194,7 @@ fn interrupt_after(args: &[&str], metrics: &Path, after: usize, signal: &str) ->
 #[test]
 fn ctrl_c_saves_a_resumable_checkpoint_and_the_resumed_run_matches_an_uninterrupted_one() {
     let dir = TempDir::new("sigint");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let (full, stopped, cache) = (dir.join("full"), dir.join("stopped"), dir.join("cache"));
     let (f, s, c) = (full.to_str().unwrap(), stopped.to_str().unwrap(), cache.to_str().unwrap());
     run(&pretrain_args(&data, f, c, &[]));
@@ -247,7 +237,7 @@ fn ctrl_c_saves_a_resumable_checkpoint_and_the_resumed_run_matches_an_uninterrup
 #[test]
 fn a_full_disk_fails_cleanly_and_keeps_the_previous_checkpoint() {
     let dir = TempDir::new("disk-full");
-    let data = synth(&dir);
+    let data = tiny_synth(&dir);
     let (out, cache) = (dir.join("run"), dir.join("cache"));
     let (o, c) = (out.to_str().unwrap(), cache.to_str().unwrap());
     let mut a = pretrain_args(&data, o, c, &[]);

@@ -52,3 +52,14 @@ pub fn assert_clean_failure(o: &Output, code: Option<i32>, needle: &str) {
     assert!(err.contains("error: "), "no 'error: ' line:\n{err}");
     assert!(err.contains(needle), "stderr does not mention '{needle}':\n{err}");
 }
+
+/// The tiny synthetic data set of the workflow tests: 2 classes x 12 images of 32x32, made in `dir/synth`.
+pub fn tiny_synth(dir: &TempDir) -> String {
+    let data = dir.join("synth");
+    let o = fgssl(&["synth", "--out", data.to_str().unwrap(), "--classes", "2", "--per-class", "12", "--size", "32"]);
+    assert!(o.status.success(), "synth failed: {}", stderr(&o));
+    data.to_string_lossy().into_owned()
+}
+
+/// The tiny FG-SSL model on the CPU that the workflow tests train: ResNet-18 with 16/24-wide heads, grids 8-4-2.
+pub const TINY: &[&str] = &["--arch", "resnet18", "--embed-dim", "16", "--pooled-dim", "24", "--device", "cpu", "--grids", "8,4,2"];
