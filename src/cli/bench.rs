@@ -17,9 +17,10 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use super::{select_backend, CliResult, Device, Selected};
+use super::ComputeArgs;
+use super::{CliResult, Selected};
 use crate::augment::{self, FinetuneViewConfig, Grids, ImageBatch, Jigsaw, Policy, SslViewConfig};
-use crate::backend::{Backend, Precision};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::fgssl::{Fgssl, FgsslConfig};
 use crate::model::flops::StepMacs;
@@ -95,12 +96,8 @@ pub struct BenchArgs {
     /// Also write the result as JSON (atomically) to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: Device,
-    /// What convolutions multiply in: fp32, or bf16 (bf16 operands, f32 accumulation; the rest stays f32).
-    #[arg(long, default_value_t = Precision::Fp32)]
-    pub precision: Precision,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     /// Seed of the weights, the synthetic images, the views and the labels.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -138,7 +135,7 @@ impl BenchArgs {
 
 pub fn run(args: BenchArgs) -> CliResult {
     args.check()?;
-    match select_backend(args.device, args.precision)? {
+    match args.compute.select()? {
         Selected::Cpu(b) => run_on(&b, &args, "cpu"),
         Selected::Cuda(b) => run_on(b.as_ref(), &args, "cuda"),
     }

@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use super::finetune::FinetuneArgs;
 use super::metrics_log::{num, read_events};
 use super::pretrain::PretrainArgs;
-use super::{CliError, CliResult, Device};
-use crate::backend::Precision;
+use super::ComputeArgs;
+use super::{CliError, CliResult};
 use crate::data::synth::{self, SynthConfig};
 use crate::error::Error;
 use crate::weights::write_atomic;
@@ -46,12 +46,8 @@ pub struct DemoArgs {
     /// Delete an earlier demo in OUT first.
     #[arg(long)]
     pub overwrite: bool,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: Device,
-    /// What convolutions multiply in, in every stage: fp32, or bf16 (bf16 operands, f32 accumulation).
-    #[arg(long, default_value_t = Precision::Fp32)]
-    pub precision: Precision,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     /// Seed of the data set, the label subset, the initialisation and the augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -196,7 +192,7 @@ pub fn run(args: DemoArgs) -> CliResult {
     let started = Instant::now();
     write_json(
         &out.join(MARKER),
-        &json!({"status": "running", "device": args.device.to_string(), "precision": args.precision.name(), "seed": args.seed, "sizes": sizes.to_json()}),
+        &json!({"status": "running", "device": args.compute.device.to_string(), "precision": args.compute.precision.name(), "seed": args.seed, "sizes": sizes.to_json()}),
     )?;
 
     eprintln!("demo 1/4: synthetic data set -> {}", data.display());
@@ -204,9 +200,10 @@ pub fn run(args: DemoArgs) -> CliResult {
     synth::write_image_folder(&data, &cfg, false)?;
 
     let common = |out_dir: &Path| -> Vec<String> {
-        let mut w: Vec<String> =
-            ["--data", &s(&data), "--cache-dir", &s(&cache), "--out", &s(out_dir), "--device", &args.device.to_string()].map(String::from).to_vec();
-        w.extend(["--precision", args.precision.name()].map(String::from));
+        let mut w: Vec<String> = ["--data", &s(&data), "--cache-dir", &s(&cache), "--out", &s(out_dir), "--device", &args.compute.device.to_string()]
+            .map(String::from)
+            .to_vec();
+        w.extend(["--precision", args.compute.precision.name()].map(String::from));
         w.extend(
             ["--arch", "resnet18", "--embed-dim", &sizes.embed_dim.to_string(), "--pooled-dim", &sizes.pooled_dim.to_string()].map(String::from),
         );
@@ -251,14 +248,14 @@ pub fn run(args: DemoArgs) -> CliResult {
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|v| v["device"].as_str().map(String::from))
-        .unwrap_or_else(|| args.device.to_string());
+        .unwrap_or_else(|| args.compute.device.to_string());
     let total = started.elapsed().as_secs_f64();
     let table = table(&arms, sizes);
     let verdict = verdict(&arms);
     println!("\n{table}\n{verdict}\n");
     println!(
         "device {device}, precision {}; whole demo {total:.0} s. Run folders (config, metrics, checkpoints, export, plots/*.png):",
-        args.precision
+        args.compute.precision
     );
     for run in [&ssl_run, &arms[0].run, &arms[1].run] {
         println!("  {}", run.display());
@@ -274,7 +271,7 @@ pub fn run(args: DemoArgs) -> CliResult {
         .collect();
     write_json(
         &out.join(MARKER),
-        &json!({"status": "done", "device": device, "precision": args.precision.name(), "seed": args.seed, "sizes": sizes.to_json(), "seconds": total, "results": results,
+        &json!({"status": "done", "device": device, "precision": args.compute.precision.name(), "seed": args.seed, "sizes": sizes.to_json(), "seconds": total, "results": results,
                 "table": table, "verdict": verdict}),
     )?;
     Ok(())

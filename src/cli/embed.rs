@@ -7,8 +7,9 @@ use std::time::Instant;
 use clap::Args;
 use rayon::prelude::*;
 
-use super::{load_backbone, select_backend, CliResult, Device, Selected};
-use crate::backend::{Backend, Precision};
+use super::ComputeArgs;
+use super::{load_backbone, CliResult, Selected};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::imaging;
 use crate::model::resnet::{Arch, ResNet};
@@ -54,12 +55,8 @@ pub struct EmbedArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
-    /// auto, cpu, cuda or cuda:N (auto: CUDA device 0 when usable, else the CPU).
-    #[arg(long, default_value = "auto")]
-    pub device: Device,
-    /// What convolutions multiply in: fp32, or bf16 (bf16 operands, f32 accumulation; the rest stays f32).
-    #[arg(long, default_value_t = Precision::Fp32)]
-    pub precision: Precision,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 fn parse_arch(s: &str) -> std::result::Result<Arch, String> {
@@ -67,7 +64,7 @@ fn parse_arch(s: &str) -> std::result::Result<Arch, String> {
 }
 
 pub fn run(args: EmbedArgs) -> CliResult {
-    match select_backend(args.device, args.precision)? {
+    match args.compute.select()? {
         Selected::Cpu(b) => run_on(&b, args),
         Selected::Cuda(b) => run_on(b.as_ref(), args),
     }

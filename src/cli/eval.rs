@@ -10,7 +10,7 @@ use super::model_file::{
     cache_anchor, check_same_classes, load_classifier, load_dataset_for, predict_logits, Images, ModelFileArgs, SplitName, ViewArgs,
 };
 use super::training_args::DataArgs;
-use super::{select_backend, CliResult, Selected};
+use super::{CliResult, Selected};
 use crate::backend::Backend;
 use crate::data::DatasetKind;
 use crate::error::Result;
@@ -49,7 +49,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> CliResult {
-    match select_backend(args.view.device, args.view.precision)? {
+    match args.view.compute.select()? {
         Selected::Cpu(b) => run_on(&b, args),
         Selected::Cuda(b) => run_on(b.as_ref(), args),
     }

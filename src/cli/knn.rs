@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::model_file::{backbone_arch, cache_anchor, resolve_weights, Images, ViewArgs};
 use super::training_args::DataArgs;
-use super::{load_backbone, select_backend, CliResult, Selected};
+use super::{load_backbone, CliResult, Selected};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::resnet::{Arch, ResNet};
@@ -66,7 +66,7 @@ pub struct KnnArgs {
 }
 
 pub fn run(args: KnnArgs) -> CliResult {
-    match select_backend(args.view.device, args.view.precision)? {
+    match args.view.compute.select()? {
         Selected::Cpu(b) => run_on(&b, args),
         Selected::Cuda(b) => run_on(b.as_ref(), args),
     }

@@ -107,6 +107,25 @@ impl fmt::Display for Device {
     }
 }
 
+/// `--device` and `--precision` of the commands that compute outside training (training resolves its precision
+/// against the checkpoint it resumes: `training_args::OptimArgs`).
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub(crate) struct ComputeArgs {
+    /// auto, cpu, cuda or cuda:N (auto: CUDA device 0 when usable, else the CPU).
+    #[arg(long, default_value = "auto")]
+    pub device: Device,
+    /// What convolutions multiply in: fp32, or bf16 (bf16 operands, f32 accumulation; the rest stays f32).
+    #[arg(long, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
+}
+
+impl ComputeArgs {
+    /// The backend these flags ask for ([`select_backend`]).
+    pub fn select(&self) -> CliResult<Selected> {
+        select_backend(self.device, self.precision)
+    }
+}
+
 /// A failed command: the message printed after `error: ` and the exit code.
 #[derive(Debug)]
 pub struct CliError {

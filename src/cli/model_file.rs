@@ -9,9 +9,10 @@ use clap::{Args, ValueEnum};
 use rayon::prelude::*;
 
 use super::dataset::SourceArgs;
-use super::{backbone_fit, CliError, CliResult, Device};
+use super::ComputeArgs;
+use super::{backbone_fit, CliError, CliResult};
 use crate::augment::{self, ImageBatch};
-use crate::backend::{Backend, Precision};
+use crate::backend::Backend;
 use crate::data::cache::{self, ImageCache};
 use crate::data::fundus::FundusCrop;
 use crate::data::split::{make_splits, SplitConfig};
@@ -89,12 +90,8 @@ pub struct ViewArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: Device,
-    /// What convolutions multiply in: fp32, or bf16 (bf16 operands, f32 accumulation; the rest stays f32).
-    #[arg(long, default_value_t = Precision::Fp32)]
-    pub precision: Precision,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 impl ViewArgs {

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use super::dataset::SourceArgs;
 use super::model_file::{load_classifier, load_dataset_for, predict_logits, Images, ModelFile, ModelFileArgs, SplitName, ViewArgs};
 use super::training_args::DataArgs;
-use super::{select_backend, CliResult, Selected};
+use super::{CliResult, Selected};
 use crate::backend::Backend;
 use crate::data::{Dataset, DatasetKind, ImageSource, Isic2017Task, Sample};
 use crate::error::{Error, Result};
@@ -84,7 +84,7 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: PredictArgs) -> CliResult {
-    match select_backend(args.view.device, args.view.precision)? {
+    match args.view.compute.select()? {
         Selected::Cpu(b) => run_on(&b, args),
         Selected::Cuda(b) => run_on(b.as_ref(), args),
     }
